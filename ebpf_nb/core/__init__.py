@@ -1,0 +1,18 @@
+"""The CO-RE backend: plain libbpf C compiled by clang against ``vmlinux.h``, loaded by libbpf.
+
+``CoreProgram`` is the program object of a ``%%bpf NAME --core`` cell; the pieces it is built
+from are usable on their own: ``vmlinux`` (the header, cached per kernel build), ``compile``
+(clang, cached per source/flags/kernel), ``libbpf`` (the system's libbpf.so.1 through ctypes),
+``btf_types`` (BTF -> numpy dtypes).
+"""
+from __future__ import annotations
+
+__all__ = ["CoreProgram"]
+
+
+def __getattr__(name: str):  # lazy: importing ebpf_nb.core must not load libbpf
+    if name == "CoreProgram":
+        from ebpf_nb.core.program import CoreProgram
+
+        return CoreProgram
+    raise AttributeError(name)
