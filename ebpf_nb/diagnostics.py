@@ -1,0 +1,134 @@
+"""Turn clang diagnostics and verifier logs into short messages against the cell's own lines."""
+from __future__ import annotations
+
+import re
+import statistics
+from dataclasses import dataclass
+
+# "/virtual/main.c:3:13: error: use of undeclared identifier 'y'" (BCC) or "prog.bpf.c:3:13: ..."
+_DIAG = re.compile(r"^(?P<file>[^\s:]+):(?P<line>\d+):(?P<col>\d+): (?P<level>fatal error|error|warning|note): (?P<text>.*)$")
+# verifier source annotation: "; u64 z = *v; @ main.c:18"
+_VERIFIER_SOURCE = re.compile(r"^; (?P<code>.*?) @ (?P<file>[^\s:]+):(?P<line>\d+)$")
+_PROCESSED = re.compile(r"^processed \d+ insns")
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """One compiler message, with the cell's line and column."""
+
+    line: int
+    column: int
+    level: str
+    text: str
+    excerpt: str  # the source line and caret clang printed under the message
+
+
+def parse_clang(output: str, *, main_file_suffix: str = "main.c", line_offset: int = 0) -> list[Diagnostic]:
+    """Parse clang's diagnostics for the cell's file; lines are shifted by ``line_offset``."""
+    lines = output.splitlines()
+    found: list[Diagnostic] = []
+    for i, raw in enumerate(lines):
+        m = _DIAG.match(raw.strip())
+        if not m or not m["file"].endswith(main_file_suffix):
+            continue
+        excerpt = []
+        for follow in lines[i + 1:i + 3]:
+            if _DIAG.match(follow.strip()) or follow.strip().endswith("generated."):
+                break
+            excerpt.append(follow)
+        found.append(Diagnostic(int(m["line"]) - line_offset, int(m["col"]), m["level"],
+                                m["text"], "\n".join(excerpt)))
+    return found
+
+
+def first_error(diags: list[Diagnostic]) -> Diagnostic | None:
+    """The first error (or fatal error) among ``diags``."""
+    return next((d for d in diags if d.level in ("error", "fatal error")), None)
+
+
+def format_diagnostics(diags: list[Diagnostic], limit: int = 3) -> str:
+    """Short text listing up to ``limit`` errors with their excerpt."""
+    errors = [d for d in diags if d.level in ("error", "fatal error")][:limit]
+    out = []
+    for d in errors:
+        out.append(f"line {d.line}, column {d.column}: {d.level}: {d.text}")
+        if d.excerpt.strip():
+            out.append(d.excerpt)
+    return "\n".join(out)
+
+
+def hint_for_compile_error(text: str) -> str | None:
+    """A beginner's hint for the commonest clang errors."""
+    if "undeclared identifier" in text:
+        return "declare the variable first, or check its spelling (C is case-sensitive)."
+    if "implicit declaration of function" in text:
+        return ("that function does not exist in BPF C: only BPF helpers (bpf_*) and your own "
+                "static functions can be called.")
+    if "expected ';'" in text:
+        return "a statement is missing its ';' on this line or the line before."
+    if "file not found" in text:
+        return "the header is not installed; run %bpf_doctor to check the kernel headers."
+    return None
+
+
+@dataclass(frozen=True)
+class VerifierReport:
+    """The essential part of a verifier rejection."""
+
+    reason: str          # the verifier's last complaint, e.g. "R0 invalid mem access 'map_value_or_null'"
+    cell_line: int | None
+    log: str             # trimmed log, source annotations mapped to cell lines
+    hints: list[str]
+
+
+def _source_line_map(log_lines: list[str], cell_source: str) -> int | None:
+    """The offset between the compiled file's lines and the cell's, found by matching source text."""
+    cell_lines = [ln.strip() for ln in cell_source.splitlines()]
+    offsets = []
+    for raw in log_lines:
+        m = _VERIFIER_SOURCE.match(raw.strip())
+        if not m or not m["code"].strip():
+            continue
+        code = m["code"].strip()
+        matches = [i + 1 for i, ln in enumerate(cell_lines) if ln == code]
+        if len(matches) == 1:
+            offsets.append(int(m["line"]) - matches[0])
+    return int(statistics.median(offsets)) if offsets else None
+
+
+def parse_verifier_log(log: str, cell_source: str, *, keep: int = 14) -> VerifierReport:
+    """Trim a verifier log to its last instructions, map source lines to the cell, keep HINTs."""
+    lines = [ln for ln in log.splitlines() if ln.strip()]
+    hints = [ln.split("HINT:", 1)[1].strip() for ln in lines if ln.startswith("HINT:")]
+    body = [ln for ln in lines if not ln.startswith("HINT:") and not ln.startswith("bpf: Failed")]
+    offset = _source_line_map(body, cell_source)
+
+    end = next((i for i, ln in enumerate(body) if _PROCESSED.match(ln)), len(body))
+    reason = body[end - 1].strip() if end > 0 else "the verifier gave no reason"
+    cell_line = None
+    mapped = []
+    for ln in body[max(0, end - keep):end + 1]:
+        m = _VERIFIER_SOURCE.match(ln.strip())
+        if m and offset is not None:
+            line_no = int(m["line"]) - offset
+            if line_no >= 1:
+                cell_line = line_no
+                ln = f"; {m['code'].strip()}   <- cell line {line_no}"
+        mapped.append(ln)
+    return VerifierReport(reason, cell_line, "\n".join(mapped), hints)
+
+
+def hint_for_verifier(reason: str) -> str | None:
+    """A beginner's hint for common verifier complaints (when BCC gave none)."""
+    if "map_value_or_null" in reason:
+        return "check the pointer a map lookup returns against NULL before using it."
+    if "unbounded" in reason or "back-edge" in reason or "infinite loop" in reason:
+        return "loops must have a bound the verifier can see; use a constant limit."
+    if "stack" in reason and ("limit" in reason or "invalid" in reason):
+        return "the BPF stack is 512 bytes: move big structs into a map (e.g. a per-CPU array)."
+    if "invalid mem access" in reason or "invalid indirect read" in reason:
+        return ("read kernel memory with bpf_probe_read_kernel(), and initialise every byte of "
+                "structs you pass to helpers (e.g. with = {} or __builtin_memset).")
+    if "GPL" in reason:
+        return "this helper is GPL-only: the program needs a GPL-compatible license."
+    return None

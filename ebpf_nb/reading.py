@@ -1,0 +1,135 @@
+"""Bounded reads: every read stops after ``seconds`` or ``count``, runs an optional ``trigger``
+once reading has started, and keeps what it read when the student presses Ctrl-C (interrupt)."""
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Union
+
+from .errors import UsageError
+
+Trigger = Union[str, Callable[[], object], None]
+
+DEFAULT_SECONDS = 1.0        # neither seconds nor count nor trigger given
+COUNT_TIMEOUT = 10.0         # count given alone: never wait longer than this
+TRIGGER_TIMEOUT = 60.0       # trigger given alone: the longest it may run
+DRAIN_SECONDS = 0.25         # after a trigger ends, keep reading this long for late events
+
+
+@dataclass
+class ReadOutcome:
+    """How a bounded read ended."""
+
+    elapsed: float = 0.0
+    interrupted: bool = False
+    stopped_by: str = "seconds"          # "seconds", "count", "trigger", "interrupt", "timeout"
+    trigger_returncode: int | None = None
+    trigger_output: str = ""
+    trigger_error: BaseException | None = field(default=None, repr=False)
+
+
+class _TriggerRunner:
+    """Runs a shell command or a callable in a thread so reading goes on meanwhile."""
+
+    def __init__(self, trigger: Trigger):
+        self.trigger = trigger
+        self.proc: subprocess.Popen[str] | None = None
+        self.returncode: int | None = None
+        self.output = ""
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="ebpf_nb-trigger", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            if isinstance(self.trigger, str):
+                self.proc = subprocess.Popen(self.trigger, shell=True, text=True,
+                                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                             stdin=subprocess.DEVNULL, start_new_session=True)
+                self.output, _ = self.proc.communicate()
+                self.returncode = self.proc.returncode
+            else:
+                self.trigger()  # type: ignore[misc]
+        except BaseException as err:  # reported to the user after the read
+            self.error = err
+
+    @property
+    def done(self) -> bool:
+        return not self.thread.is_alive()
+
+    def stop(self) -> None:
+        """End a shell trigger still running (its whole process group)."""
+        if self.proc is not None and self.proc.poll() is None:
+            import os
+            import signal
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        self.thread.join(timeout=5)
+
+
+def validate_bounds(seconds: float | None, count: int | None) -> None:
+    """Raise :class:`UsageError` for a negative or zero bound."""
+    if seconds is not None and not seconds > 0:
+        raise UsageError(f"seconds must be a positive number, not {seconds!r}")
+    if count is not None and (not isinstance(count, int) or count <= 0):
+        raise UsageError(f"count must be a positive whole number, not {count!r}")
+
+
+def bounded_read(poll: Callable[[float], int], *, seconds: float | None = None,
+                 count: int | None = None, trigger: Trigger = None,
+                 progress: Callable[[int], None] | None = None) -> ReadOutcome:
+    """Call ``poll(timeout)`` (which consumes what is ready and returns how many items it got)
+    until the bounds are met. The trigger starts after the first poll has armed the reader."""
+    validate_bounds(seconds, count)
+    if trigger is not None and not (isinstance(trigger, str) or callable(trigger)):
+        raise UsageError("trigger must be a shell command (str) or a function")
+    if seconds is None and count is None and trigger is None:
+        seconds = DEFAULT_SECONDS
+    limit = seconds if seconds is not None else (TRIGGER_TIMEOUT if trigger is not None
+                                                 else COUNT_TIMEOUT)
+    outcome = ReadOutcome()
+    start = time.monotonic()
+    deadline = start + limit
+    runner = _TriggerRunner(trigger) if trigger is not None else None
+    total = 0
+    drain_until: float | None = None
+    try:
+        total += poll(0.0)
+        if runner:
+            runner.start()
+        while True:
+            now = time.monotonic()
+            if count is not None and total >= count:
+                outcome.stopped_by = "count"
+                break
+            if now >= deadline:
+                outcome.stopped_by = "seconds" if seconds is not None else "timeout"
+                break
+            if runner and seconds is None and runner.done:
+                if drain_until is None:
+                    drain_until = now + DRAIN_SECONDS
+                elif now >= drain_until:
+                    outcome.stopped_by = "trigger"
+                    break
+            wait = min(0.1, max(0.0, deadline - now))
+            total += poll(wait)
+            if progress:
+                progress(total)
+    except KeyboardInterrupt:
+        outcome.interrupted = True
+        outcome.stopped_by = "interrupt"
+    finally:
+        if runner:
+            runner.stop()
+            outcome.trigger_returncode = runner.returncode
+            outcome.trigger_output = runner.output
+            outcome.trigger_error = runner.error
+        outcome.elapsed = time.monotonic() - start
+    return outcome

@@ -1,0 +1,108 @@
+"""The kernel's trace pipe (``bpf_trace_printk`` output) read without blocking forever."""
+from __future__ import annotations
+
+import os
+import re
+import select
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from . import host
+from .reading import ReadOutcome, Trigger, bounded_read
+
+# "   python3-2234    [001] ...21   102.061518: bpf_trace_printk: Hello World!"
+_LINE = re.compile(
+    r"^\s*(?P<task>.*?)-(?P<pid>\d+)\s+(?:\(\s*[-\d]+\)\s+)?\[(?P<cpu>\d+)\]\s+"
+    r"(?:(?P<flags>[^\s\d][^\s]*)\s+)?(?P<timestamp>\d+\.\d+):\s+(?P<event>[^:]+):\s?(?P<message>.*)$")
+COLUMNS = ["task", "pid", "cpu", "timestamp", "message"]
+
+
+@dataclass(frozen=True)
+class TraceLine:
+    task: str
+    pid: int
+    cpu: int
+    timestamp: float
+    message: str
+
+
+def parse_line(line: str) -> TraceLine | None:
+    """One trace pipe line -> :class:`TraceLine` (None for lines that are not events)."""
+    m = _LINE.match(line.rstrip("\n"))
+    if not m:
+        return None
+    return TraceLine(m["task"].strip(), int(m["pid"]), int(m["cpu"]), float(m["timestamp"]),
+                     m["message"])
+
+
+class TracePipe:
+    """A non-blocking reader of ``trace_pipe``; use as a context manager."""
+
+    def __init__(self, path: Path | None = None):
+        self.path = path or host.require_tracefs() / "trace_pipe"
+        self.fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+        self._partial = b""
+        self.lines: list[TraceLine] = []
+
+    def poll(self, timeout: float) -> int:
+        """Read what is ready within ``timeout`` seconds; return how many lines were added."""
+        ready, _, _ = select.select([self.fd], [], [], timeout)
+        if not ready:
+            return 0
+        added = 0
+        while True:
+            try:
+                chunk = os.read(self.fd, 65536)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            data = self._partial + chunk
+            *complete, self._partial = data.split(b"\n")
+            for raw in complete:
+                parsed = parse_line(raw.decode("utf-8", "replace"))
+                if parsed:
+                    self.lines.append(parsed)
+                    added += 1
+        return added
+
+    def clear(self) -> None:
+        """Throw away what is already in the pipe."""
+        self.poll(0.0)
+        self.lines.clear()
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> TracePipe:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_trace(*, seconds: float | None = None, count: int | None = None, trigger: Trigger = None,
+               clear: bool = False, path: Path | None = None) -> pd.DataFrame:
+    """Trace pipe lines as a DataFrame (task, pid, cpu, timestamp, message), bounded."""
+    with TracePipe(path) as pipe:
+        if clear:
+            pipe.clear()
+        outcome = bounded_read(pipe.poll, seconds=seconds, count=count, trigger=trigger)
+        lines = pipe.lines[:count] if count else pipe.lines
+    df = pd.DataFrame([vars(ln) for ln in lines], columns=COLUMNS)
+    return finish_frame(df, outcome)
+
+
+def finish_frame(df: pd.DataFrame, outcome: ReadOutcome) -> pd.DataFrame:
+    """Attach how the read ended to ``df.attrs``; re-raise a trigger function's exception."""
+    df.attrs.update(interrupted=outcome.interrupted, stopped_by=outcome.stopped_by,
+                    elapsed=round(outcome.elapsed, 3),
+                    trigger_returncode=outcome.trigger_returncode,
+                    trigger_output=outcome.trigger_output)
+    if outcome.trigger_error is not None and not isinstance(outcome.trigger_error, KeyboardInterrupt):
+        raise outcome.trigger_error
+    return df
