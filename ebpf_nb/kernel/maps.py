@@ -1,0 +1,257 @@
+"""Whole-map reads into numpy from a map fd: batched lookups where the kernel has them.
+
+:func:`read_map` returns every (key, value) pair as two uint8 matrices, filled by
+``BPF_MAP_LOOKUP_BATCH`` straight into preallocated numpy buffers (one syscall per few thousand
+entries), or by ``get_next_key`` + ``lookup`` for map types without batch operations (stack
+trace maps, prog arrays, map-in-map...). :func:`to_structured` views those rows through a numpy
+dtype, ready for :mod:`ebpf_nb.decode`. Per-CPU values come as ``ncpus`` slots of
+``round_up(value_size, 8)`` bytes, as the kernel copies them.
+
+Values read from user space are what the kernel gives user space: a prog array holds program
+ids, a map-in-map holds map ids.
+"""
+from __future__ import annotations
+
+import ctypes as ct
+import errno
+from dataclasses import dataclass
+
+import numpy as np
+
+from .cpus import possible_cpus
+from .libbpf import ENOTSUPP, BpfMapBatchOpts, BpfMapInfo, check, lib
+
+# enum bpf_map_type (uapi/linux/bpf.h)
+MAP_TYPES = {
+    0: "unspec", 1: "hash", 2: "array", 3: "prog_array", 4: "perf_event_array",
+    5: "percpu_hash", 6: "percpu_array", 7: "stack_trace", 8: "cgroup_array", 9: "lru_hash",
+    10: "lru_percpu_hash", 11: "lpm_trie", 12: "array_of_maps", 13: "hash_of_maps",
+    14: "devmap", 15: "sockmap", 16: "cpumap", 17: "xskmap", 18: "sockhash",
+    19: "cgroup_storage", 20: "reuseport_sockarray", 21: "percpu_cgroup_storage", 22: "queue",
+    23: "stack", 24: "sk_storage", 25: "devmap_hash", 26: "struct_ops", 27: "ringbuf",
+    28: "inode_storage", 29: "task_storage", 30: "bloom_filter", 31: "user_ringbuf",
+    32: "cgrp_storage",
+}
+PERCPU_TYPES = frozenset({5, 6, 10, 21})
+# No keys to walk: buffers and queues are read with their own readers or pops.
+UNREADABLE_TYPES = frozenset({4, 22, 23, 27, 30, 31})
+
+_BATCH_UNSUPPORTED = (ENOTSUPP, errno.EOPNOTSUPP, errno.EINVAL)
+
+
+@dataclass(frozen=True)
+class MapInfo:
+    """What ``BPF_OBJ_GET_INFO_BY_FD`` says about a map."""
+
+    id: int
+    name: str
+    map_type: int
+    key_size: int
+    value_size: int
+    max_entries: int
+    flags: int
+
+    @property
+    def type_name(self) -> str:
+        return MAP_TYPES.get(self.map_type, f"type{self.map_type}")
+
+    @property
+    def percpu(self) -> bool:
+        return self.map_type in PERCPU_TYPES
+
+
+@dataclass
+class RawMap:
+    """All entries of a map as raw bytes: row ``i`` of ``keys`` goes with row ``i`` of ``values``.
+
+    For per-CPU maps each value row is ``ncpus`` slots of ``round_up(value_size, 8)`` bytes.
+    ``batched`` tells whether the kernel's batch lookup was used.
+    """
+
+    keys: np.ndarray
+    values: np.ndarray
+    map_type: int
+    key_size: int
+    value_size: int
+    max_entries: int
+    ncpus: int
+    batched: bool = False
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @property
+    def slot_size(self) -> int:
+        """Bytes per CPU slot in a value row (the value size itself for non-per-CPU maps)."""
+        return _round8(self.value_size) if self.map_type in PERCPU_TYPES else self.value_size
+
+
+def _round8(n: int) -> int:
+    return (n + 7) & ~7
+
+
+def map_info(fd: int) -> MapInfo:
+    """Type, sizes, max_entries, name and id of the map behind ``fd``."""
+    info = BpfMapInfo()
+    size = ct.c_uint32(ct.sizeof(info))
+    check(lib().bpf_obj_get_info_by_fd(fd, ct.byref(info), ct.byref(size)),
+          f"BPF_OBJ_GET_INFO_BY_FD on fd {fd}")
+    return MapInfo(id=info.id, name=info.name.decode(errors="replace"), map_type=info.type,
+                   key_size=info.key_size, value_size=info.value_size,
+                   max_entries=info.max_entries, flags=info.map_flags)
+
+
+def value_size_total(info: MapInfo) -> int:
+    """Bytes user space reads per value: per-CPU maps return one 8-aligned slot per CPU."""
+    if info.percpu:
+        return _round8(info.value_size) * len(possible_cpus())
+    return info.value_size
+
+
+def _ptr(arr: np.ndarray, offset: int = 0) -> int:
+    return arr.ctypes.data + offset
+
+
+def read_map(fd: int, *, chunk: int = 65536) -> RawMap:
+    """Every entry of the map behind ``fd`` as numpy uint8 rows (batched where possible)."""
+    info = map_info(fd)
+    if info.map_type in UNREADABLE_TYPES:
+        raise OSError(errno.EINVAL, f"map {info.name!r} is a {info.type_name}: it has no entries "
+                                    "to read by key (use its buffer reader)")
+    vsize = value_size_total(info)
+    ncpus = len(possible_cpus()) if info.percpu else 1
+    try:
+        keys, values = _read_batched(fd, info, vsize, chunk)
+        batched = True
+    except OSError as err:
+        if err.errno not in _BATCH_UNSUPPORTED:
+            raise
+        keys, values = _read_by_key(fd, info, vsize)
+        batched = False
+    return RawMap(keys=keys, values=values, map_type=info.map_type, key_size=info.key_size,
+                  value_size=info.value_size, max_entries=info.max_entries, ncpus=ncpus,
+                  batched=batched)
+
+
+def _read_batched(fd: int, info: MapInfo, vsize: int, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+    capacity = max(info.max_entries, 1)
+    keys = np.empty((capacity, info.key_size), dtype=np.uint8)
+    values = np.empty((capacity, vsize), dtype=np.uint8)
+    # The batch token is opaque: a bucket index for hashes, a key for arrays.
+    token = np.zeros(max(info.key_size, 8), dtype=np.uint8)
+    opts = BpfMapBatchOpts(sz=ct.sizeof(BpfMapBatchOpts))
+    fn = lib().bpf_map_lookup_batch
+    total, first = 0, True
+    count = ct.c_uint32()
+    while True:
+        if total == len(keys):  # more entries than max_entries said: grow and go on
+            keys = np.concatenate([keys, np.empty_like(keys)])
+            values = np.concatenate([values, np.empty_like(values)])
+        count.value = min(chunk, len(keys) - total)
+        ret = fn(fd, None if first else _ptr(token), _ptr(token),
+                 _ptr(keys, total * info.key_size), _ptr(values, total * vsize),
+                 ct.byref(count), ct.byref(opts))
+        if ret < 0 and -ret == errno.ENOSPC and count.value == 0:
+            chunk *= 2  # a hash bucket larger than the chunk: ask again with room for it
+            continue
+        total += count.value
+        first = False
+        if ret < 0:
+            if -ret == errno.ENOENT:
+                break
+            check(ret, f"BPF_MAP_LOOKUP_BATCH on map {info.name!r}")
+    return keys[:total], values[:total]
+
+
+def _read_by_key(fd: int, info: MapInfo, vsize: int) -> tuple[np.ndarray, np.ndarray]:
+    handle = lib()
+    key_list: list[bytes] = []
+    value_list: list[bytes] = []
+    key = ct.create_string_buffer(max(info.key_size, 1))
+    next_key = ct.create_string_buffer(max(info.key_size, 1))
+    value = ct.create_string_buffer(max(vsize, 1))
+    prev = None
+    while True:
+        ret = handle.bpf_map_get_next_key(fd, prev, next_key)
+        if ret < 0:
+            if -ret == errno.ENOENT:
+                break
+            check(ret, f"BPF_MAP_GET_NEXT_KEY on map {info.name!r}")
+        ct.memmove(key, next_key, info.key_size)
+        prev = key
+        ret = handle.bpf_map_lookup_elem(fd, key, value)
+        if ret < 0:
+            if -ret == errno.ENOENT:  # deleted between the two calls, or an empty slot
+                continue
+            check(ret, f"BPF_MAP_LOOKUP_ELEM on map {info.name!r}")
+        key_list.append(key.raw[:info.key_size])
+        value_list.append(value.raw[:vsize])
+    keys = np.frombuffer(b"".join(key_list), dtype=np.uint8).reshape(len(key_list), info.key_size)
+    values = np.frombuffer(b"".join(value_list), dtype=np.uint8).reshape(len(value_list), vsize)
+    return keys.copy(), values.copy()
+
+
+def to_structured(rows: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """View uint8 rows of ``dtype.itemsize`` bytes as a 1-D structured (or scalar) array.
+
+    Rows wider than the dtype are cut (e.g. per-CPU slots are read with a ``(dtype, ncpus)``
+    sub-array dtype instead); narrower rows are an error.
+    """
+    dtype = np.dtype(dtype)
+    if rows.ndim != 2:
+        raise ValueError("expected a 2-D uint8 array of rows")
+    if rows.shape[1] < dtype.itemsize:
+        raise ValueError(f"rows of {rows.shape[1]} bytes are narrower than dtype "
+                         f"{dtype} ({dtype.itemsize} bytes)")
+    if rows.shape[1] != dtype.itemsize:
+        rows = rows[:, :dtype.itemsize]
+    return np.ascontiguousarray(rows).view(dtype).reshape(len(rows))
+
+
+def percpu_dtype(value_dtype: np.dtype, ncpus: int) -> np.dtype:
+    """The dtype of one per-CPU value row: ``ncpus`` slots, each padded to 8 bytes."""
+    value_dtype = np.dtype(value_dtype)
+    slot = np.dtype({"names": ["v"], "formats": [value_dtype], "offsets": [0],
+                     "itemsize": _round8(value_dtype.itemsize)})
+    return np.dtype((slot, (ncpus,)))
+
+
+def lookup(fd: int, key: bytes, value_size: int | None = None) -> bytes | None:
+    """The value stored under ``key`` (raw bytes), or ``None`` if there is none."""
+    if value_size is None:
+        value_size = value_size_total(map_info(fd))
+    value = ct.create_string_buffer(max(value_size, 1))
+    ret = lib().bpf_map_lookup_elem(fd, key, value)
+    if ret < 0:
+        if -ret == errno.ENOENT:
+            return None
+        check(ret, "BPF_MAP_LOOKUP_ELEM")
+    return value.raw[:value_size]
+
+
+def update(fd: int, key: bytes, value: bytes, flags: int = 0) -> None:
+    """Store ``value`` under ``key`` (``flags``: 0 any, 1 BPF_NOEXIST, 2 BPF_EXIST)."""
+    check(lib().bpf_map_update_elem(fd, key, value, flags), "BPF_MAP_UPDATE_ELEM")
+
+
+def update_batch(fd: int, keys: np.ndarray, values: np.ndarray) -> int:
+    """Store many entries at once (``BPF_MAP_UPDATE_BATCH``); returns how many were stored."""
+    keys = np.ascontiguousarray(keys)
+    values = np.ascontiguousarray(values)
+    if len(keys) != len(values):
+        raise ValueError("keys and values must have the same number of rows")
+    count = ct.c_uint32(len(keys))
+    opts = BpfMapBatchOpts(sz=ct.sizeof(BpfMapBatchOpts))
+    check(lib().bpf_map_update_batch(fd, _ptr(keys), _ptr(values), ct.byref(count),
+                                     ct.byref(opts)), "BPF_MAP_UPDATE_BATCH")
+    return count.value
+
+
+def delete(fd: int, key: bytes) -> bool:
+    """Delete ``key``; ``False`` if it was not there."""
+    ret = lib().bpf_map_delete_elem(fd, key)
+    if ret < 0:
+        if -ret == errno.ENOENT:
+            return False
+        check(ret, "BPF_MAP_DELETE_ELEM")
+    return True
