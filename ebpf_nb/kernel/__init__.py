@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .cpus import online_cpus, possible_cpus
 from .maps import MapInfo, RawMap, delete, lookup, map_info, read_map, to_structured, update
-# from .perfbuf import PerfBufferReader
+from .perfbuf import PerfBufferReader
 from .ringbuf import RingBufferReader
 from .testrun import test_run
 

@@ -1,0 +1,283 @@
+"""Perf buffer (``BPF_MAP_TYPE_PERF_EVENT_ARRAY``) reader: one perf ring per CPU, read in bulk.
+
+For each online CPU the reader opens a ``PERF_COUNT_SW_BPF_OUTPUT`` software event with
+``PERF_SAMPLE_RAW``, mmaps its ring (one metadata page + ``page_count`` data pages), and stores
+the event fd in the map at that CPU's index, which is where ``bpf_perf_event_output(...,
+BPF_F_CURRENT_CPU, ...)`` writes. epoll on all the event fds wakes the reader.
+
+Records in a ring: ``struct perf_event_header {u32 type; u16 misc; u16 size}`` then, for
+``PERF_RECORD_SAMPLE``, ``u32 raw_size`` and the raw bytes (the kernel pads them so the record is
+8-aligned: ``raw_size`` includes that padding, as BCC's callbacks also see it). When the ring is
+full the kernel counts the drop and, at the next record it can write, emits
+``PERF_RECORD_LOST {u64 id; u64 lost}``; :attr:`PerfBufferReader.lost` sums those exactly. (A drop
+is therefore reported only once that CPU writes again.)
+
+Equal-sized samples, the common case, are checked and copied out with numpy in one go.
+"""
+from __future__ import annotations
+
+import ctypes as ct
+import errno
+import fcntl
+import mmap
+import os
+import platform
+import select
+import struct
+
+import numpy as np
+
+from .cpus import online_cpus
+from .maps import delete, map_info, update
+
+PERF_TYPE_SOFTWARE = 1
+PERF_COUNT_SW_BPF_OUTPUT = 10
+PERF_SAMPLE_RAW = 1 << 10
+PERF_RECORD_LOST = 2
+PERF_RECORD_SAMPLE = 9
+PERF_FLAG_FD_CLOEXEC = 1 << 3
+PERF_EVENT_IOC_ENABLE = 0x2400
+PERF_EVENT_IOC_DISABLE = 0x2401
+PERF_EVENT_ARRAY_TYPE = 4
+_SYS_PERF_EVENT_OPEN = {"x86_64": 298, "aarch64": 241, "riscv64": 241, "ppc64le": 319,
+                        "s390x": 331}
+DATA_HEAD_OFFSET = 1024  # struct perf_event_mmap_page: data_head, then data_tail
+SAMPLE_HEADER = 12  # perf_event_header + u32 raw size
+_TYPE_AND_SIZE = np.uint64(0xFFFF_0000_FFFF_FFFF)  # perf_event_header as a u64, without misc
+
+
+class PerfEventAttr(ct.Structure):
+    """``struct perf_event_attr`` up to PERF_ATTR_SIZE_VER5 (112 bytes)."""
+    _fields_ = [
+        ("type", ct.c_uint32), ("size", ct.c_uint32), ("config", ct.c_uint64),
+        ("sample_period", ct.c_uint64), ("sample_type", ct.c_uint64),
+        ("read_format", ct.c_uint64), ("flags", ct.c_uint64), ("wakeup_events", ct.c_uint32),
+        ("bp_type", ct.c_uint32), ("config1", ct.c_uint64), ("config2", ct.c_uint64),
+        ("branch_sample_type", ct.c_uint64), ("sample_regs_user", ct.c_uint64),
+        ("sample_stack_user", ct.c_uint32), ("clockid", ct.c_int32),
+        ("sample_regs_intr", ct.c_uint64), ("aux_watermark", ct.c_uint32),
+        ("sample_max_stack", ct.c_uint16), ("reserved", ct.c_uint16),
+    ]
+
+
+_libc = ct.CDLL(None, use_errno=True)
+
+
+def perf_event_open_bpf_output(cpu: int, wakeup_events: int = 1) -> int:
+    """A BPF-output software perf event on ``cpu`` (any process); returns its fd."""
+    attr = PerfEventAttr(type=PERF_TYPE_SOFTWARE, size=ct.sizeof(PerfEventAttr),
+                         config=PERF_COUNT_SW_BPF_OUTPUT, sample_period=1,
+                         sample_type=PERF_SAMPLE_RAW, wakeup_events=max(wakeup_events, 1))
+    nr = _SYS_PERF_EVENT_OPEN.get(platform.machine())
+    if nr is None:
+        raise OSError(errno.ENOSYS, f"perf_event_open: unknown syscall number on "
+                                    f"{platform.machine()}")
+    fd = _libc.syscall(ct.c_long(nr), ct.byref(attr), ct.c_int(-1), ct.c_int(cpu),
+                       ct.c_int(-1), ct.c_ulong(PERF_FLAG_FD_CLOEXEC))
+    if fd < 0:
+        code = ct.get_errno()
+        raise OSError(code, f"perf_event_open on CPU {cpu}: {os.strerror(code)}")
+    return fd
+
+
+class _Ring:
+    """One CPU's perf ring: copies out what lies between data_tail and data_head."""
+
+    def __init__(self, cpu: int, fd: int, page_count: int):
+        self.cpu = cpu
+        self.fd = fd
+        page = mmap.PAGESIZE
+        self.size = page_count * page
+        self.map = mmap.mmap(fd, page + self.size, mmap.MAP_SHARED,
+                             mmap.PROT_READ | mmap.PROT_WRITE)
+        self.head_tail = np.frombuffer(self.map, dtype=np.uint64, count=2,
+                                       offset=DATA_HEAD_OFFSET)
+        self.data = np.frombuffer(self.map, dtype=np.uint8, offset=page)
+
+    def pending(self) -> int:
+        return int(self.head_tail[0]) - int(self.head_tail[1])
+
+    def take(self) -> tuple[np.ndarray, int]:
+        """A copy of the unread bytes and the new tail (to :meth:`release` after parsing)."""
+        head = int(self.head_tail[0])
+        tail = int(self.head_tail[1])
+        if head == tail:
+            return np.empty(0, dtype=np.uint8), tail
+        start = tail % self.size
+        length = head - tail
+        end = start + length
+        if end <= self.size:
+            chunk = self.data[start:end].copy()
+        else:
+            chunk = np.concatenate([self.data[start:], self.data[:end - self.size]])
+        return chunk, head
+
+    def release(self, tail: int) -> None:
+        self.head_tail[1] = tail
+
+    def close(self) -> None:
+        del self.head_tail, self.data
+        self.map.close()
+        os.close(self.fd)
+
+
+class PerfBufferReader:
+    """Own a perf event array map's entries and read all CPUs' rings in bulk."""
+
+    def __init__(self, map_fd: int, page_count: int = 64, *, wakeup_events: int = 1):
+        if page_count <= 0 or page_count & (page_count - 1):
+            raise ValueError("page_count must be a power of two")
+        info = map_info(map_fd)
+        if info.map_type != PERF_EVENT_ARRAY_TYPE:
+            raise ValueError(f"map {info.name!r} is a {info.type_name}, not a perf_event_array")
+        self.name = info.name
+        self._map_fd = os.dup(map_fd)
+        self._epoll = select.epoll()
+        self._rings: list[_Ring] = []
+        self.lost = 0
+        self.received = 0
+        try:
+            for cpu in online_cpus():
+                if cpu >= info.max_entries:
+                    continue
+                fd = perf_event_open_bpf_output(cpu, wakeup_events)
+                try:
+                    ring = _Ring(cpu, fd, page_count)
+                except OSError:
+                    os.close(fd)
+                    raise
+                self._rings.append(ring)
+                fcntl.ioctl(fd, PERF_EVENT_IOC_ENABLE, 0)
+                update(self._map_fd, struct.pack("<I", cpu), struct.pack("<I", fd))
+                self._epoll.register(fd, select.EPOLLIN)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def cpus(self) -> list[int]:
+        return [ring.cpu for ring in self._rings]
+
+    def pending(self) -> int:
+        """Unread bytes over all CPUs."""
+        return sum(ring.pending() for ring in self._rings)
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for data on any CPU; ``True`` if some is there."""
+        if self.pending():
+            return True
+        self._epoll.poll(max(timeout, 0))
+        return self.pending() > 0
+
+    def read(self, timeout: float = 0.0) -> tuple[list[tuple[int, bytes]], int]:
+        """``([(cpu, raw bytes), ...], lost)``: the samples now in the rings (waiting up to
+        ``timeout`` seconds for the first) and the drops reported since the last read."""
+        records: list[tuple[int, bytes]] = []
+        lost_before = self.lost
+        if self.wait(timeout):
+            for ring in self._rings:
+                chunk, tail = ring.take()
+                for part in self._parse(chunk, None):
+                    if isinstance(part, bytes):
+                        records.append((ring.cpu, part))
+                    else:
+                        records.extend((ring.cpu, row.tobytes()) for row in part)
+                ring.release(tail)
+        return records, self.lost - lost_before
+
+    def read_array(self, record_size: int, timeout: float = 0.0,
+                   with_cpu: bool = False) -> tuple[np.ndarray, int] | tuple[np.ndarray, np.ndarray, int]:
+        """``(records, lost)``: samples as one ``(n, record_size)`` uint8 matrix (raw data cut
+        or zero-padded to ``record_size``), CPU by CPU; with ``with_cpu`` also each row's CPU."""
+        lost_before = self.lost
+        chunks: list[np.ndarray] = []
+        cpus: list[np.ndarray] = []
+        if self.wait(timeout):
+            for ring in self._rings:
+                chunk, tail = ring.take()
+                for part in self._parse(chunk, record_size):
+                    rows = part if not isinstance(part, bytes) else _pad(part, record_size)
+                    chunks.append(rows)
+                    if with_cpu:
+                        cpus.append(np.full(len(rows), ring.cpu, dtype=np.int32))
+                ring.release(tail)
+        data = (np.concatenate(chunks) if len(chunks) > 1 else chunks[0]) if chunks \
+            else np.empty((0, record_size), dtype=np.uint8)
+        lost = self.lost - lost_before
+        if with_cpu:
+            cpu = np.concatenate(cpus) if cpus else np.empty(0, dtype=np.int32)
+            return data, cpu, lost
+        return data, lost
+
+    def _parse(self, buf: np.ndarray, record_size: int | None) -> list:
+        """Split a ring's bytes into sample matrices / single samples; count LOST records."""
+        out: list = []
+        pos, end = 0, len(buf)
+        while pos + 8 <= end:
+            rtype, _misc, size = struct.unpack_from("<IHH", buf, pos)
+            if size < 8 or pos + size > end:
+                break  # malformed or truncated: stop (never happens with a sane kernel)
+            if rtype == PERF_RECORD_SAMPLE:
+                (raw,) = struct.unpack_from("<I", buf, pos + 8)
+                n_max = (end - pos) // size
+                width = raw if record_size is None else record_size
+                if n_max > 1:
+                    block = buf[pos:pos + n_max * size].reshape(n_max, size)
+                    heads = np.ascontiguousarray(block[:, :8]).view(np.uint64).ravel()
+                    heads &= _TYPE_AND_SIZE  # ignore misc (cpumode bits may differ)
+                    bad = np.flatnonzero(heads != heads[0])
+                    n = int(bad[0]) if len(bad) else n_max
+                    if width <= raw:
+                        rows = block[:n, SAMPLE_HEADER:SAMPLE_HEADER + width].copy()
+                    else:
+                        rows = np.zeros((n, width), dtype=np.uint8)
+                        rows[:, :raw] = block[:n, SAMPLE_HEADER:SAMPLE_HEADER + raw]
+                    out.append(rows)
+                else:
+                    n = 1
+                    out.append(bytes(buf[pos + SAMPLE_HEADER:pos + SAMPLE_HEADER + raw]))
+                self.received += n
+                pos += n * size
+                continue
+            if rtype == PERF_RECORD_LOST:
+                (_id, lost) = struct.unpack_from("<QQ", buf, pos + 8)
+                self.lost += lost
+            pos += size
+        return out
+
+    def close(self) -> None:
+        """Remove the map entries, disable and close the events, unmap; safe to call twice."""
+        rings, self._rings = self._rings, []
+        for ring in rings:
+            try:
+                delete(self._map_fd, struct.pack("<I", ring.cpu))
+            except OSError:
+                pass
+            try:
+                fcntl.ioctl(ring.fd, PERF_EVENT_IOC_DISABLE, 0)
+            except OSError:
+                pass
+            ring.close()
+        if self._map_fd >= 0:
+            self._epoll.close()
+            os.close(self._map_fd)
+            self._map_fd = -1
+
+    def __enter__(self) -> PerfBufferReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+def _pad(record: bytes, size: int) -> np.ndarray:
+    row = np.zeros((1, size), dtype=np.uint8)
+    cut = record[:size]
+    row[0, :len(cut)] = np.frombuffer(cut, dtype=np.uint8)
+    return row
