@@ -205,7 +205,11 @@ def to_structured(rows: np.ndarray, dtype: np.dtype) -> np.ndarray:
                          f"{dtype} ({dtype.itemsize} bytes)")
     if rows.shape[1] != dtype.itemsize:
         rows = rows[:, :dtype.itemsize]
-    return np.ascontiguousarray(rows).view(dtype).reshape(len(rows))
+    rows = np.ascontiguousarray(rows)
+    if dtype.subdtype is not None:  # e.g. (slot, (ncpus,)) or (uint8, (16,)): keep the shape
+        base, shape = dtype.subdtype
+        return rows.view(base).reshape((len(rows),) + shape)
+    return rows.view(dtype).reshape(len(rows))
 
 
 def percpu_dtype(value_dtype: np.dtype, ncpus: int) -> np.dtype:
@@ -214,6 +218,15 @@ def percpu_dtype(value_dtype: np.dtype, ncpus: int) -> np.dtype:
     slot = np.dtype({"names": ["v"], "formats": [value_dtype], "offsets": [0],
                      "itemsize": _round8(value_dtype.itemsize)})
     return np.dtype((slot, (ncpus,)))
+
+
+def prog_id_of_fd(fd: int) -> int:
+    """The kernel id of the program behind ``fd`` (what a prog array shows user space)."""
+    info = (ct.c_uint32 * 2)()  # struct bpf_prog_info starts with u32 type, u32 id
+    size = ct.c_uint32(ct.sizeof(info))
+    check(lib().bpf_obj_get_info_by_fd(fd, ct.byref(info), ct.byref(size)),
+          f"BPF_OBJ_GET_INFO_BY_FD on fd {fd}")
+    return int(info[1])
 
 
 def lookup(fd: int, key: bytes, value_size: int | None = None) -> bytes | None:

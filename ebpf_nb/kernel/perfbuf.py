@@ -98,7 +98,7 @@ class _Ring:
         return int(self.head_tail[0]) - int(self.head_tail[1])
 
     def take(self) -> tuple[np.ndarray, int]:
-        """A copy of the unread bytes and the new tail (to :meth:`release` after parsing)."""
+        """A copy of the unread bytes and the head they end at (:meth:`release` what is used)."""
         head = int(self.head_tail[0])
         tail = int(self.head_tail[1])
         if head == tail:
@@ -176,50 +176,59 @@ class PerfBufferReader:
         lost_before = self.lost
         if self.wait(timeout):
             for ring in self._rings:
-                chunk, tail = ring.take()
-                for part in self._parse(chunk, None):
+                for part in self._drain(ring, None, -1):
                     if isinstance(part, bytes):
                         records.append((ring.cpu, part))
                     else:
                         records.extend((ring.cpu, row.tobytes()) for row in part)
-                ring.release(tail)
         return records, self.lost - lost_before
 
     def read_array(self, record_size: int, timeout: float = 0.0,
-                   with_cpu: bool = False) -> tuple[np.ndarray, int] | tuple[np.ndarray, np.ndarray, int]:
-        """``(records, lost)``: samples as one ``(n, record_size)`` uint8 matrix (raw data cut
-        or zero-padded to ``record_size``), CPU by CPU; with ``with_cpu`` also each row's CPU."""
+                   max_records: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+        """``(records, cpus, lost)``: samples as one ``(n, record_size)`` uint8 matrix (raw
+        data cut or zero-padded to ``record_size``), CPU by CPU, each row's CPU, and the drops
+        reported since the last read. At most ``max_records`` rows; the rest stay in the rings."""
         lost_before = self.lost
         chunks: list[np.ndarray] = []
         cpus: list[np.ndarray] = []
-        if self.wait(timeout):
+        left = -1 if max_records is None else max_records
+        if left != 0 and self.wait(timeout):
             for ring in self._rings:
-                chunk, tail = ring.take()
-                for part in self._parse(chunk, record_size):
+                for part in self._drain(ring, record_size, left):
                     rows = part if not isinstance(part, bytes) else _pad(part, record_size)
                     chunks.append(rows)
-                    if with_cpu:
-                        cpus.append(np.full(len(rows), ring.cpu, dtype=np.int32))
-                ring.release(tail)
+                    cpus.append(np.full(len(rows), ring.cpu, dtype=np.int32))
+                    if left > 0:
+                        left -= len(rows)
+                if left == 0:
+                    break
         data = (np.concatenate(chunks) if len(chunks) > 1 else chunks[0]) if chunks \
             else np.empty((0, record_size), dtype=np.uint8)
-        lost = self.lost - lost_before
-        if with_cpu:
-            cpu = np.concatenate(cpus) if cpus else np.empty(0, dtype=np.int32)
-            return data, cpu, lost
-        return data, lost
+        cpu = np.concatenate(cpus) if cpus else np.empty(0, dtype=np.int32)
+        return data, cpu, self.lost - lost_before
 
-    def _parse(self, buf: np.ndarray, record_size: int | None) -> list:
-        """Split a ring's bytes into sample matrices / single samples; count LOST records."""
+    def _drain(self, ring: _Ring, record_size: int | None, limit: int) -> list:
+        """Parse one ring's unread records (at most ``limit`` samples unless -1); release them."""
+        tail = int(ring.head_tail[1])
+        chunk, _head = ring.take()
+        parts, used = self._parse(chunk, record_size, limit)
+        ring.release(tail + used)
+        return parts
+
+    def _parse(self, buf: np.ndarray, record_size: int | None, limit: int) -> tuple[list, int]:
+        """Split a ring's bytes into sample matrices / single samples and count LOST records;
+        returns the parts and how many bytes were consumed."""
         out: list = []
         pos, end = 0, len(buf)
-        while pos + 8 <= end:
+        while pos + 8 <= end and limit != 0:
             rtype, _misc, size = struct.unpack_from("<IHH", buf, pos)
             if size < 8 or pos + size > end:
                 break  # malformed or truncated: stop (never happens with a sane kernel)
             if rtype == PERF_RECORD_SAMPLE:
                 (raw,) = struct.unpack_from("<I", buf, pos + 8)
                 n_max = (end - pos) // size
+                if limit > 0:
+                    n_max = min(n_max, limit)
                 width = raw if record_size is None else record_size
                 if n_max > 1:
                     block = buf[pos:pos + n_max * size].reshape(n_max, size)
@@ -237,13 +246,15 @@ class PerfBufferReader:
                     n = 1
                     out.append(bytes(buf[pos + SAMPLE_HEADER:pos + SAMPLE_HEADER + raw]))
                 self.received += n
+                if limit > 0:
+                    limit -= n
                 pos += n * size
                 continue
             if rtype == PERF_RECORD_LOST:
                 (_id, lost) = struct.unpack_from("<QQ", buf, pos + 8)
                 self.lost += lost
             pos += size
-        return out
+        return out, pos
 
     def close(self) -> None:
         """Remove the map entries, disable and close the events, unmap; safe to call twice."""
