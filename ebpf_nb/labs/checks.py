@@ -11,13 +11,14 @@ the grader reads back from executed notebooks.
 from __future__ import annotations
 
 import html
-import re
 import json
+import re
 import shlex
 import subprocess
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 MIME_TYPE = "application/vnd.ebpf-nb.check+json"
 PASS, FAIL, NOT_DONE = "pass", "fail", "not done"
@@ -136,7 +137,7 @@ def _from_notebook(name: str) -> Any:
     try:
         from IPython import get_ipython
     except ImportError:  # pragma: no cover
-        get_ipython = lambda: None  # noqa: E731
+        get_ipython = lambda: None
     shell = get_ipython()
     namespace = shell.user_ns if shell is not None else {}
     if name not in namespace:

@@ -10,8 +10,17 @@ from typing import Any
 
 import pandas as pd
 
-from .checks import (NotDone, Wrong, as_user, exercise, marker, need_program, python_command,
-                     run, str_columns)
+from .checks import (
+    NotDone,
+    Wrong,
+    as_user,
+    exercise,
+    marker,
+    need_program,
+    python_command,
+    run,
+    str_columns,
+)
 from .syscalls import syscall_number
 
 SHORT_READ = 1.5  # seconds a trace/event read lasts when the number of lines is not known
@@ -20,7 +29,7 @@ SHORT_READ = 1.5  # seconds a trace/event read lasts when the number of lines is
 def _table(program: Any, map_name: str) -> pd.DataFrame:
     try:
         return program.table(map_name)
-    except Exception as err:  # noqa: BLE001 - say which map the exercise expects
+    except Exception as err:
         raise Wrong(f"could not read the map {map_name!r} of your program ({err}); the exercise "
                     f"asks for a map with exactly that name") from err
 
