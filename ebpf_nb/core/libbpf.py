@@ -365,5 +365,24 @@ def prog_id_of_fd(fd: int) -> int:
     return int.from_bytes(info.raw[4:8], sys.byteorder)
 
 
+def prog_jited_code(fd: int) -> bytes:
+    """The native code the JIT made of a loaded program (``bpf_prog_info.jited_prog_insns``)."""
+    info = ctypes.create_string_buffer(256)
+    size = ctypes.c_uint32(len(info))
+    ret = lib().bpf_obj_get_info_by_fd(fd, info, ctypes.byref(size))
+    if ret < 0:
+        raise LibbpfCallError("bpf_obj_get_info_by_fd", _errno_of(ret), [])
+    jited_len = int.from_bytes(info.raw[16:20], sys.byteorder)
+    code = ctypes.create_string_buffer(max(jited_len, 1))
+    info = ctypes.create_string_buffer(256)  # ask only for the JIT-ed code this time
+    info[16:20] = jited_len.to_bytes(4, sys.byteorder)
+    info[24:32] = ctypes.addressof(code).to_bytes(8, sys.byteorder)
+    size = ctypes.c_uint32(len(info))
+    ret = lib().bpf_obj_get_info_by_fd(fd, info, ctypes.byref(size))
+    if ret < 0:
+        raise LibbpfCallError("bpf_obj_get_info_by_fd", _errno_of(ret), [])
+    return code.raw[:jited_len]
+
+
 def num_possible_cpus() -> int:
     return lib().libbpf_num_possible_cpus()
