@@ -32,7 +32,7 @@ int fill(struct bpf_raw_tracepoint_args *ctx) {
     u64 one = 1;
     u64 *h = phash.lookup(&idx);
     if (h) *h += 1; else phash.update(&idx, &one);
-    int id = stacks.get_stackid(ctx, 0);
+    int id = stacks.get_stackid(ctx, BPF_F_REUSE_STACKID);
     stack_ids.update(&zero, &id);
     return 0;
 }
