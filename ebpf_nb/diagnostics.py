@@ -108,6 +108,8 @@ def parse_verifier_log(log: str, cell_source: str, *, keep: int = 14) -> Verifie
     cell_line = None
     mapped = []
     for ln in body[max(0, end - keep):end + 1]:
+        if re.match(r"^;\s*@ ", ln.strip()):
+            continue  # an annotation with no source text
         m = _VERIFIER_SOURCE.match(ln.strip())
         if m and offset is not None:
             line_no = int(m["line"]) - offset

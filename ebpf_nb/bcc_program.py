@@ -1,0 +1,395 @@
+"""``BpfProgram``: a cell's C compiled, loaded and attached with BCC.
+
+BCC does the compiling; this module hides what a student should not meet: diagnostics printed to
+fd 2 (captured and mapped to cell lines), bare ``Exception``s (turned into the kit's errors),
+autoload-at-construction (we attach ourselves, so ``--no-attach`` works and errors name the
+probe), and atexit-only cleanup (``detach()`` releases everything now).
+"""
+from __future__ import annotations
+
+import atexit
+import ctypes
+import errno
+import re
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from . import diagnostics, host
+from .capture import capture_stderr
+from .errors import AttachError, CompileError, EbpfNbError, HostError, UsageError, VerifierError
+from .probes import ProbeSpec, parse_probe, probe_from_convention
+from .program import (PERF_EVENT_ARRAY, PROG_ARRAY, RINGBUF, Attachment, MapLayout, Program)
+
+try:  # BCC comes from the distribution (python3-bpfcc), not from PyPI
+    from bcc import BPF
+    from bcc.libbcc import lib as bcc_lib
+except ImportError:  # pragma: no cover - reported by BpfProgram and the doctor
+    BPF = None
+    bcc_lib = None
+else:
+    bcc_lib.bpf_num_tables.restype = ctypes.c_ulonglong
+    bcc_lib.bpf_num_tables.argtypes = [ctypes.c_void_p]
+    bcc_lib.bpf_table_name.restype = ctypes.c_char_p
+    bcc_lib.bpf_table_name.argtypes = [ctypes.c_void_p, ctypes.c_ulonglong]
+
+_HISTOGRAM = re.compile(r"BPF_HISTOGRAM\s*\(\s*(\w+)")
+
+#: probe kind -> BCC program type name
+_PROG_TYPES = {"kprobe": "KPROBE", "kretprobe": "KPROBE", "uprobe": "KPROBE",
+               "uretprobe": "KPROBE", "tracepoint": "TRACEPOINT",
+               "raw_tracepoint": "RAW_TRACEPOINT", "fentry": "TRACING", "fexit": "TRACING"}
+
+
+def _quiet_bpf_class():
+    """A BPF subclass that does not attach by naming convention in its constructor."""
+    class QuietBPF(BPF):  # type: ignore[misc, valid-type]
+        def _trace_autoload(self) -> None:
+            pass
+    return QuietBPF
+
+
+class BpfProgram(Program):
+    """A BCC program built from C source.
+
+    >>> prog = BpfProgram(r'''TRACEPOINT_PROBE(syscalls, sys_enter_execve) {
+    ...     bpf_trace_printk("exec\\n"); return 0; }''', name="hello")   # doctest: +SKIP
+    >>> prog.trace(trigger="true")                                      # doctest: +SKIP
+    """
+
+    backend = "bcc"
+
+    def __init__(self, source: str, name: str = "bpf", *, probes: Sequence[str | ProbeSpec] = (),
+                 defines: Sequence[str] | Mapping[str, str] = (), cflags: Sequence[str] = (),
+                 attach: bool = True):
+        super().__init__(name, source)
+        if BPF is None:
+            raise HostError("BCC's Python bindings are not importable",
+                            hint="apt-get install python3-bpfcc, and use the venv `make setup` "
+                                 "creates (it sees the system site-packages).")
+        self.loaded = False
+        self.probe_specs = [p if isinstance(p, ProbeSpec) else parse_probe(p) for p in probes]
+        self.cflags = [*_define_flags(defines), *cflags]
+        host.require_privileges()
+        host.require_headers()
+        self._bpf = self._compile(source)
+        self.loaded = True
+        self._layouts: dict[str, MapLayout] | None = None
+        self.functions = self._function_names()
+        try:
+            self._plan = self._plan_attachments()
+            if attach:
+                self.attach()
+        except BaseException:
+            self.detach()
+            raise
+
+    # --- compile ------------------------------------------------------------------------------
+    def _compile(self, source: str):
+        with capture_stderr() as captured:
+            try:
+                return _quiet_bpf_class()(text=source, cflags=self.cflags)
+            except Exception as err:
+                failure = err
+        raise self._compile_error(captured.text, failure) from None
+
+    def _compile_error(self, output: str, err: Exception) -> EbpfNbError:
+        diags = diagnostics.parse_clang(output)
+        first = diagnostics.first_error(diags)
+        if first is not None:
+            return CompileError(
+                f"the C code does not compile: line {first.line}, column {first.column}: "
+                f"{first.text}", line=first.line, column=first.column,
+                details=diagnostics.format_diagnostics(diags),
+                hint=diagnostics.hint_for_compile_error(first.text))
+        if "kernel headers" in output or "kconfig.h" in output:
+            return HostError("BCC found no kernel headers to compile against",
+                             hint="run `make setup`, or use a CO-RE cell (%%bpf NAME --core).",
+                             details=output.strip()[-800:])
+        return CompileError(f"BCC could not compile the cell: {err}",
+                            details=output.strip()[-1500:] or None)
+
+    def _function_names(self) -> list[str]:
+        module = self._bpf.module
+        return [bcc_lib.bpf_function_name(module, i).decode()
+                for i in range(bcc_lib.bpf_num_functions(module))]
+
+    # --- attach -------------------------------------------------------------------------------
+    def _plan_attachments(self) -> list[ProbeSpec]:
+        """Probe specs with their function resolved: ``-a`` options, else naming conventions."""
+        if not self.probe_specs:
+            return [c.spec for f in self.functions if (c := probe_from_convention(f))]
+        convention = {f for f in self.functions if probe_from_convention(f)}
+        candidates = [f for f in self.functions if f not in convention]
+        plan = []
+        for spec in self.probe_specs:
+            if spec.function is None:
+                if spec.kind in ("fentry", "fexit"):
+                    wanted = ("kfunc__vmlinux__" if spec.kind == "fentry" else
+                              "kretfunc__vmlinux__") + spec.target[0]
+                    fits = [f for f in self.functions if f in (wanted, wanted.replace("vmlinux__", ""))]
+                else:
+                    fits = candidates
+                if len(fits) != 1:
+                    listed = ", ".join(fits) or "none"
+                    raise UsageError(f"say which function to attach to {spec}: the cell defines "
+                                     f"{len(fits)} that fit ({listed})",
+                                     hint=f"write -a {spec}=FUNCTION_NAME")
+                spec = ProbeSpec(spec.kind, spec.target, fits[0])
+            elif spec.function not in self.functions:
+                raise UsageError(f"the cell defines no function {spec.function!r} for {spec}",
+                                 hint="its functions: " + (", ".join(self.functions) or "none"))
+            plan.append(spec)
+        return plan
+
+    def attach(self) -> BpfProgram:
+        """Attach every planned probe (a second call does nothing)."""
+        self._require_loaded()
+        if self.attachments:
+            return self
+        if not self._plan:
+            raise UsageError(
+                "nothing to attach: no -a option and no function named by BCC's conventions "
+                "(tracepoint__CAT__EVENT, kprobe__FUNC, raw_tracepoint__EVENT, ...)",
+                hint="add e.g. -a tracepoint:syscalls:sys_enter_execve, or use "
+                     "TRACEPOINT_PROBE(syscalls, sys_enter_execve) { ... }")
+        try:
+            for spec in self._plan:
+                self.attachments.append(self._attach_one(spec))
+        except BaseException:
+            self._bpf.cleanup()
+            self.attachments = []
+            raise
+        return self
+
+    def _attach_one(self, spec: ProbeSpec) -> Attachment:
+        b, fn, kind = self._bpf, spec.function, spec.kind
+        assert fn is not None
+        how, asked = "", str(spec)
+        if kind == "syscall":
+            kind, spec, how = self._resolve_syscall(spec)
+        if kind in ("kprobe", "kretprobe") and not host.kprobes_available():
+            raise HostError(f"cannot attach {spec}: this kernel was built without kprobes "
+                            "(CONFIG_KPROBES is off)",
+                            hint="use a tracepoint (-a tracepoint:syscalls:sys_enter_NAME), a raw "
+                                 "tracepoint, or -a syscall:NAME, which picks what exists.")
+        if kind == "tracepoint" and not BPF.tracepoint_exists(*spec.target):
+            raise AttachError(f"there is no tracepoint {':'.join(spec.target)}",
+                              hint="list them with: ls /sys/kernel/tracing/events/"
+                                   f"{spec.target[0]}/")
+        self._load(fn, _PROG_TYPES[kind], spec)
+        target = spec.target
+        with capture_stderr() as captured:
+            try:
+                if kind == "kprobe":
+                    b.attach_kprobe(event=target[0], fn_name=fn)
+                elif kind == "kretprobe":
+                    b.attach_kretprobe(event=target[0], fn_name=fn)
+                elif kind == "tracepoint":
+                    b.attach_tracepoint(tp=f"{target[0]}:{target[1]}", fn_name=fn)
+                elif kind == "raw_tracepoint":
+                    b.attach_raw_tracepoint(tp=target[0], fn_name=fn)
+                elif kind == "fentry":
+                    b.attach_kfunc(fn_name=fn)
+                elif kind == "fexit":
+                    b.attach_kretfunc(fn_name=fn)
+                elif kind == "uprobe":
+                    b.attach_uprobe(name=target[0], sym=target[1], fn_name=fn)
+                elif kind == "uretprobe":
+                    b.attach_uretprobe(name=target[0], sym=target[1], fn_name=fn)
+                else:  # pragma: no cover - parse_probe only makes the kinds above
+                    raise UsageError(f"cannot attach {spec}")
+            except EbpfNbError:
+                raise
+            except Exception as err:
+                raise AttachError(f"could not attach {fn} to {spec}: {_attach_reason(kind, err)}",
+                                  details=captured.text.strip()[-600:] or None,
+                                  hint=_attach_hint(kind, spec)) from None
+        return Attachment(asked.split("=")[0], fn, how)
+
+    def _resolve_syscall(self, spec: ProbeSpec) -> tuple[str, ProbeSpec, str]:
+        """``syscall:NAME`` -> a kprobe on the syscall function, or its entry tracepoint."""
+        name = spec.target[0]
+        if host.kprobes_available():
+            event = self._bpf.get_syscall_fnname(name).decode()
+            return "kprobe", ProbeSpec("kprobe", (event,), spec.function), f"kprobe on {event}"
+        if not BPF.tracepoint_exists("syscalls", f"sys_enter_{name}"):
+            raise AttachError(f"there is no system call named {name!r} on this machine",
+                              hint="list them with: ls /sys/kernel/tracing/events/syscalls/")
+        tp = ProbeSpec("tracepoint", ("syscalls", f"sys_enter_{name}"), spec.function)
+        return "tracepoint", tp, (f"tracepoint syscalls:sys_enter_{name}: this kernel has no "
+                                  "kprobes")
+
+    def _load(self, fn: str, prog_type: str, spec: ProbeSpec | None = None):
+        """Load one function as ``prog_type``; verifier rejections become VerifierError."""
+        with capture_stderr() as captured:
+            try:
+                return self._bpf.load_func(fn, getattr(BPF, prog_type))
+            except Exception as err:
+                failure = err
+        log = captured.text
+        if prog_type == "TRACING" and "privileges" in str(failure) and host.has_bpf_privileges():
+            raise HostError(f"this kernel refuses fentry/fexit programs ({fn}: the load returned "
+                            "EPERM although this process may load BPF programs)",
+                            hint="attach to a tracepoint or raw tracepoint instead; "
+                                 "%bpf_doctor shows what this kernel offers.")
+        if "privileges" in str(failure):
+            host.require_privileges()
+        report = diagnostics.parse_verifier_log(log, self.source)
+        where = f" at cell line {report.cell_line}" if report.cell_line else ""
+        hints = report.hints or [h for h in [diagnostics.hint_for_verifier(report.reason)] if h]
+        raise VerifierError(f"the verifier rejected {fn}{where}: {report.reason}",
+                            program=fn, log=log, details=report.log or None,
+                            hint=" ".join(hints) or None) from None
+
+    # --- tail calls ---------------------------------------------------------------------------
+    def tail_calls(self, prog_array: str, targets: Mapping[int | range | Iterable[int], str],
+                   default: str | None = None) -> dict[int, str]:
+        """Load ``targets`` (index or range -> function) with the entry program's type and put
+        them in ``prog_array``; ``default`` fills every other slot. Returns index -> function."""
+        layout = self._layout(prog_array)
+        if layout.map_type != PROG_ARRAY:
+            raise UsageError(f"{prog_array!r} is a {layout.type_name}, not a program array",
+                             hint=f"declare it with BPF_PROG_ARRAY({prog_array}, N)")
+        prog_type = self._entry_prog_type()
+        slots: dict[int, str] = {}
+        if default is not None:
+            slots.update({i: default for i in range(layout.max_entries)})
+        for key, fn in targets.items():
+            indexes = [key] if isinstance(key, int) else list(key)
+            for i in indexes:
+                if not 0 <= i < layout.max_entries:
+                    raise UsageError(f"index {i} is outside {prog_array!r} "
+                                     f"(0..{layout.max_entries - 1})")
+                slots[i] = fn
+        table = self._bpf[prog_array]
+        for fn in set(slots.values()):
+            if fn not in self.functions:
+                raise UsageError(f"the cell defines no function {fn!r}",
+                                 hint="its functions: " + ", ".join(self.functions))
+        loaded = {fn: self._load(fn, prog_type) for fn in set(slots.values())}
+        for i, fn in slots.items():
+            table[ctypes.c_int(i)] = ctypes.c_int(loaded[fn].fd)
+        return dict(sorted(slots.items()))
+
+    def _entry_prog_type(self) -> str:
+        if not self._plan:
+            raise UsageError("tail calls need an entry program: attach one with -a first")
+        kind = self._plan[0].kind
+        if kind == "syscall":
+            kind = "kprobe" if host.kprobes_available() else "tracepoint"
+        return _PROG_TYPES[kind]
+
+    def _program_names_by_id(self) -> dict[int, str]:
+        return {prog_id(f.fd): name.decode() for name, f in self._bpf.funcs.items()}
+
+    @property
+    def prog_ids(self) -> dict[str, int]:
+        """Function name -> kernel program id, for every loaded function (see bpftool)."""
+        if not self.loaded:
+            return {}
+        return {name.decode(): prog_id(f.fd) for name, f in self._bpf.funcs.items()}
+
+    # --- maps ---------------------------------------------------------------------------------
+    def _map_layouts(self) -> dict[str, MapLayout]:
+        if self._layouts is None:
+            self._layouts = self._describe_maps()
+        return self._layouts
+
+    def _describe_maps(self) -> dict[str, MapLayout]:
+        module = self._bpf.module
+        histograms = set(_HISTOGRAM.findall(self.source))
+        log2 = "log2" in self.source
+        layouts = {}
+        for i in range(bcc_lib.bpf_num_tables(module)):
+            name = bcc_lib.bpf_table_name(module, i).decode()
+            table = self._bpf.get_table(name)
+            map_type = bcc_lib.bpf_table_type_id(module, i)
+            key_dtype = _dtype(getattr(table, "Key", None))
+            value_dtype = _dtype(getattr(table, "Leaf", None))
+            kind = None
+            if name in histograms:
+                kind = "log2_histogram" if log2 else "linear_histogram"
+            event_dtype = None
+            if map_type in (PERF_EVENT_ARRAY, RINGBUF):
+                event_dtype = self._event_dtype(table)
+            layouts[name] = MapLayout(name, map_type, table.map_fd, key_dtype, value_dtype,
+                                      int(bcc_lib.bpf_table_max_entries_id(module, i)), kind, event_dtype)
+        return layouts
+
+    @staticmethod
+    def _event_dtype(table) -> np.dtype | None:
+        """BCC learns an event's struct from the program's ``perf_submit``/``ringbuf_output``."""
+        try:
+            with capture_stderr():
+                return np.dtype(table._get_event_class())
+        except Exception:
+            return None
+
+    def _symbolize(self, address: int, kernel: bool) -> str:
+        if kernel:
+            return BPF.ksym(address, show_offset=True).decode("utf-8", "replace")
+        return hex(address)
+
+    # --- unload -------------------------------------------------------------------------------
+    def _unload(self) -> None:
+        bpf = getattr(self, "_bpf", None)
+        if bpf is None:
+            return
+        with capture_stderr():
+            bpf.cleanup()
+        atexit.unregister(bpf.cleanup)  # BCC keeps every BPF object alive for atexit otherwise
+        self._bpf = None
+        self._layouts = None
+
+
+def prog_id(fd: int) -> int:
+    """The kernel's id of the program behind ``fd`` (``struct bpf_prog_info`` starts type, id)."""
+    from .kernel.libbpf import check, lib
+    info = (ctypes.c_uint32 * 64)()
+    size = ctypes.c_uint32(ctypes.sizeof(info))
+    check(lib().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)),
+          "BPF_OBJ_GET_INFO_BY_FD")
+    return int(info[1])
+
+
+def _dtype(ctype) -> np.dtype | None:
+    if ctype is None:
+        return None
+    try:
+        return np.dtype(ctype)
+    except (TypeError, ValueError):
+        return np.dtype((np.uint8, ctypes.sizeof(ctype)))
+
+
+def _define_flags(defines: Sequence[str] | Mapping[str, str]) -> list[str]:
+    items = defines.items() if isinstance(defines, Mapping) else \
+        [tuple(d.split("=", 1)) if "=" in d else (d, None) for d in defines]
+    flags = []
+    for name, value in items:
+        if not re.match(r"^[A-Za-z_]\w*$", name or ""):
+            raise UsageError(f"bad macro name {name!r} in -D", hint="write -D NAME or -D NAME=VALUE")
+        flags.append(f"-D{name}" if value is None else f"-D{name}={value}")
+    return flags
+
+
+def _attach_reason(kind: str, err: Exception) -> str:
+    text = str(err)
+    if kind in ("uprobe", "uretprobe") and ("could not determine address" in text
+                                             or "not found" in text or "No such file" in text):
+        return "the file or symbol does not exist"
+    if kind in ("kprobe", "kretprobe"):
+        return "no such kernel function (or it cannot be probed)"
+    if kind == "raw_tracepoint":
+        return "no such raw tracepoint"
+    return text
+
+
+def _attach_hint(kind: str, spec: ProbeSpec) -> str | None:
+    if kind in ("kprobe", "kretprobe"):
+        return f"check the name in /proc/kallsyms: grep -w {spec.target[0]} /proc/kallsyms"
+    if kind == "raw_tracepoint":
+        return "raw tracepoints have the names of tracepoints: ls /sys/kernel/tracing/events/*/"
+    if kind in ("uprobe", "uretprobe"):
+        return "check the path and the symbol: nm -D PATH | grep SYMBOL"
+    return None

@@ -1,0 +1,289 @@
+"""``Program``: what every loaded program offers a notebook, whichever backend built it.
+
+A backend (BCC in :mod:`ebpf_nb.bcc_program`, CO-RE in :mod:`ebpf_nb.core`) compiles, loads and
+attaches, and describes each map with a :class:`MapLayout` (its fd and the numpy dtypes of its
+keys, values and events). Reading maps and buffers into DataFrames is shared, here.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import decode, tracepipe
+from .errors import UsageError
+from .kernel import maps as kmaps
+from .reading import Trigger, bounded_read, validate_bounds
+
+# Kernel map types (include/uapi/linux/bpf.h)
+HASH, ARRAY, PROG_ARRAY, PERF_EVENT_ARRAY, PERCPU_HASH, PERCPU_ARRAY, STACK_TRACE = 1, 2, 3, 4, 5, 6, 7
+LRU_HASH, LRU_PERCPU_HASH, LPM_TRIE, QUEUE, STACK, RINGBUF = 9, 10, 11, 22, 23, 27
+TYPE_NAMES = {HASH: "hash", ARRAY: "array", PROG_ARRAY: "prog_array",
+              PERF_EVENT_ARRAY: "perf_event_array", PERCPU_HASH: "percpu_hash",
+              PERCPU_ARRAY: "percpu_array", STACK_TRACE: "stack_trace", 8: "cgroup_array",
+              LRU_HASH: "lru_hash", LRU_PERCPU_HASH: "lru_percpu_hash", LPM_TRIE: "lpm_trie",
+              12: "array_of_maps", 13: "hash_of_maps", QUEUE: "queue", STACK: "stack",
+              RINGBUF: "ringbuf"}
+PERCPU_TYPES = {PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH}
+
+
+@dataclass
+class MapLayout:
+    """A map as a backend describes it: enough to read it with no backend code.
+
+    ``kind`` refines the kernel type where the C declared more: ``"log2_histogram"`` or
+    ``"linear_histogram"`` (BCC's BPF_HISTOGRAM), otherwise None. ``event_dtype`` is the record
+    type of a perf or ring buffer (None when unknown).
+    """
+
+    name: str
+    map_type: int
+    fd: int
+    key_dtype: np.dtype | None
+    value_dtype: np.dtype | None
+    max_entries: int
+    kind: str | None = None
+    event_dtype: np.dtype | None = None
+
+    @property
+    def type_name(self) -> str:
+        return self.kind or TYPE_NAMES.get(self.map_type, f"type {self.map_type}")
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """One attached probe: the spec asked for, the C function, and how it was done."""
+
+    probe: str
+    function: str
+    how: str
+
+    def __str__(self) -> str:
+        return f"{self.probe} -> {self.function}" + (f" ({self.how})" if self.how else "")
+
+
+class Program:
+    """A loaded eBPF program: read its maps, buffers and the trace pipe as DataFrames.
+
+    Subclasses implement :meth:`attach`, :meth:`_unload`, :meth:`_map_layouts` and may
+    override :meth:`_symbolize`.
+    """
+
+    backend = "base"
+
+    def __init__(self, name: str, source: str):
+        self.name = name
+        self.source = source
+        self.attachments: list[Attachment] = []
+        self.notes: list[str] = []          # what the cell output tells the student
+        self.loaded = True
+
+    # --- to implement -------------------------------------------------------------------
+    def attach(self) -> Program:
+        raise NotImplementedError
+
+    def _unload(self) -> None:
+        raise NotImplementedError
+
+    def _map_layouts(self) -> dict[str, MapLayout]:
+        raise NotImplementedError
+
+    def _symbolize(self, address: int, kernel: bool) -> str:
+        return hex(address)
+
+    # --- state --------------------------------------------------------------------------
+    @property
+    def attached(self) -> bool:
+        return self.loaded and bool(self.attachments)
+
+    def detach(self) -> None:
+        """Detach every probe and unload the program and its maps (safe to call twice)."""
+        if self.loaded:
+            self.loaded = False
+            self.attachments = []
+            self._unload()
+
+    @property
+    def maps(self) -> dict[str, str]:
+        """Map name -> type, e.g. ``{"counter_table": "hash"}``."""
+        self._require_loaded()
+        return {name: layout.type_name for name, layout in self._map_layouts().items()}
+
+    def _require_loaded(self) -> None:
+        if not self.loaded:
+            raise UsageError(f"program {self.name!r} was detached",
+                             hint="run its %%bpf cell again to load it.")
+
+    def _layout(self, map_name: str) -> MapLayout:
+        self._require_loaded()
+        layouts = self._map_layouts()
+        if map_name not in layouts:
+            known = ", ".join(sorted(layouts)) or "none"
+            raise UsageError(f"program {self.name!r} has no map named {map_name!r} "
+                             f"(its maps: {known})")
+        return layouts[map_name]
+
+    # --- maps ---------------------------------------------------------------------------
+    def table(self, map_name: str, *, kind: str | None = None) -> pd.DataFrame:
+        """The map's current contents as a DataFrame (see :mod:`ebpf_nb.decode` for columns).
+
+        ``kind="log2_histogram"`` / ``"linear_histogram"`` reads an array as a histogram.
+        """
+        layout = self._layout(map_name)
+        if layout.map_type in (PERF_EVENT_ARRAY, RINGBUF):
+            raise UsageError(f"{map_name!r} is a {layout.type_name}: its contents are events",
+                             hint=f"read it with {self.name}.events({map_name!r}, seconds=...)")
+        if layout.map_type in (QUEUE, STACK):
+            raise UsageError(f"{map_name!r} is a {layout.type_name}: user space can only pop it")
+        raw = kmaps.read_map(layout.fd)
+        kind = kind or layout.kind
+        if layout.map_type == STACK_TRACE:
+            df = self._stack_frame(raw)
+        elif layout.map_type == PROG_ARRAY:
+            df = self._prog_array_frame(raw)
+        elif kind in ("log2_histogram", "linear_histogram"):
+            df = histogram_frame(raw, layout, log2=kind == "log2_histogram")
+        else:
+            df = map_frame(raw, layout)
+        df.attrs.update(map=map_name, map_type=layout.type_name, batched=raw.batched)
+        return df
+
+    def _stack_frame(self, raw: kmaps.RawMap) -> pd.DataFrame:
+        stack_ids = kmaps.to_structured(raw.keys, np.dtype(np.uint32))
+        frames_all = raw.values.view(np.uint64)
+        rows = []
+        for stack_id, addrs in zip(stack_ids, frames_all):
+            addrs = [int(a) for a in addrs if a]
+            kernel = bool(addrs) and addrs[0] >= 0xFFFF000000000000
+            rows.append({"stack_id": int(stack_id), "depth": len(addrs),
+                         "frames": [self._symbolize(a, kernel) for a in addrs]})
+        return pd.DataFrame(rows, columns=["stack_id", "depth", "frames"])
+
+    def _prog_array_frame(self, raw: kmaps.RawMap) -> pd.DataFrame:
+        index = kmaps.to_structured(raw.keys, np.dtype(np.uint32))
+        prog_ids = kmaps.to_structured(raw.values, np.dtype(np.uint32))
+        names = self._program_names_by_id()
+        return pd.DataFrame({"index": index.astype(int), "prog_id": prog_ids.astype(int),
+                             "function": [names.get(int(i), "") for i in prog_ids]})
+
+    def _program_names_by_id(self) -> dict[int, str]:
+        return {}
+
+    # --- events ---------------------------------------------------------------------------
+    def events(self, map_name: str, seconds: float | None = None, count: int | None = None,
+               trigger: Trigger = None) -> pd.DataFrame:
+        """Events from a perf or ring buffer map, one row each, bounded by seconds/count.
+
+        Columns: the event struct's fields, ``cpu`` (perf buffers) and ``timestamp`` (when user
+        space received the batch). ``df.attrs["lost"]`` counts events the kernel dropped.
+        """
+        layout = self._layout(map_name)
+        validate_bounds(seconds, count)
+        if layout.map_type not in (PERF_EVENT_ARRAY, RINGBUF):
+            raise UsageError(f"{map_name!r} is a {layout.type_name}, not a perf or ring buffer",
+                             hint=f"read it with {self.name}.table({map_name!r})")
+        dtype = layout.event_dtype
+        if dtype is None:
+            raise UsageError(f"the event type of {map_name!r} is unknown",
+                             hint="submit a struct to it (e.g. output.perf_submit(ctx, &data, "
+                                  "sizeof(data))) so the kit can learn its fields.")
+        from .buffers import collect_events
+        return collect_events(layout, dtype, seconds=seconds, count=count, trigger=trigger,
+                              label=f"{self.name}.{map_name}")
+
+    # --- trace pipe -------------------------------------------------------------------------
+    def trace(self, seconds: float | None = None, count: int | None = None,
+              trigger: Trigger = None, *, clear: bool = False) -> pd.DataFrame:
+        """Lines of the kernel trace pipe (``bpf_trace_printk``): task, pid, cpu, timestamp,
+        message. The pipe is shared by every program on the machine."""
+        self._require_loaded()
+        return tracepipe.read_trace(seconds=seconds, count=count, trigger=trigger, clear=clear)
+
+    # --- display --------------------------------------------------------------------------
+    def summary(self) -> str:
+        state = "detached" if not self.loaded else ("attached" if self.attachments else "loaded")
+        lines = [f"{self.name} ({self.backend}): {state}"]
+        lines += [f"  probe  {a}" for a in self.attachments]
+        if self.loaded:
+            lines += [f"  map    {name}: {kind}" for name, kind in self.maps.items()]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+
+# --- shared decoding ------------------------------------------------------------------------
+
+def map_frame(raw: kmaps.RawMap, layout: MapLayout) -> pd.DataFrame:
+    """Keys and values of a hash/array/LRU/per-CPU map as columns."""
+    key_dtype = layout.key_dtype or np.dtype((np.uint8, raw.key_size))
+    value_dtype = layout.value_dtype or np.dtype((np.uint8, raw.value_size))
+    keys = kmaps.to_structured(raw.keys, key_dtype)
+    data = decode.columns(keys, "key")
+    if raw.map_type in PERCPU_TYPES:
+        per_cpu = kmaps.to_structured(raw.values, kmaps.percpu_dtype(value_dtype, raw.ncpus))
+        data.update(_percpu_columns(per_cpu["v"], value_dtype))
+    else:
+        values = kmaps.to_structured(raw.values, value_dtype)
+        for col, vals in decode.columns(values, "value").items():
+            data[col if col not in data else f"value_{col}"] = vals
+    df = pd.DataFrame(data)
+    if raw.map_type in (ARRAY, PERCPU_ARRAY) or "key" not in df.columns:
+        return df
+    return df.sort_values("key", kind="stable", ignore_index=True)
+
+
+def _percpu_columns(values: np.ndarray, dtype: np.dtype) -> dict[str, Any]:
+    """(n, ncpus) values -> ``cpu0..cpuN`` + ``total`` (per field for struct values)."""
+    out: dict[str, Any] = {}
+    ncpus = values.shape[1] if values.ndim > 1 else 1
+    if dtype.names is None:
+        for cpu in range(ncpus):
+            out[f"cpu{cpu}"] = values[:, cpu]
+        out["total"] = values.sum(axis=1)
+        return out
+    for field in dtype.names:
+        if field.startswith("__pad"):
+            continue
+        col = values[field]
+        if col.ndim != 2:
+            continue
+        for cpu in range(ncpus):
+            out[f"{field}_cpu{cpu}"] = col[:, cpu]
+        out[f"{field}_total"] = col.sum(axis=1)
+    return out
+
+
+def histogram_frame(raw: kmaps.RawMap, layout: MapLayout, *, log2: bool) -> pd.DataFrame:
+    """A BPF_HISTOGRAM: ``low``, ``high``, ``count`` per bucket from the first to the last
+    non-empty one (log2: bucket ``s`` holds values in [2**(s-1), 2**s - 1])."""
+    key_dtype = layout.key_dtype or np.dtype(np.int32)
+    if key_dtype.names is not None:  # struct keys: bucket field is "slot" by BCC convention
+        keys = kmaps.to_structured(raw.keys, key_dtype)
+        slot_field = "slot" if "slot" in key_dtype.names else key_dtype.names[-1]
+        slots = keys[slot_field].astype(np.int64)
+    else:
+        slots = kmaps.to_structured(raw.keys, key_dtype).astype(np.int64)
+    counts = kmaps.to_structured(raw.values, layout.value_dtype or np.dtype(np.uint64))
+    counts = counts.astype(np.int64)
+    totals: dict[int, int] = {}
+    for s, c in zip(slots.tolist(), counts.tolist()):
+        totals[s] = totals.get(s, 0) + c
+    nonzero = [s for s, c in totals.items() if c]
+    columns = ["low", "high", "count"] if log2 else ["bucket", "count"]
+    if not nonzero:
+        df = pd.DataFrame({c: pd.Series(dtype="int64") for c in columns})
+    else:
+        buckets = range(min(nonzero), max(nonzero) + 1)
+        if log2:
+            df = pd.DataFrame({"low": [(1 << s) >> 1 for s in buckets],
+                               "high": [(1 << s) - 1 if s else 0 for s in buckets],
+                               "count": [totals.get(s, 0) for s in buckets]})
+        else:
+            df = pd.DataFrame({"bucket": list(buckets), "count": [totals.get(s, 0) for s in buckets]})
+    df.attrs["kind"] = "log2_histogram" if log2 else "linear_histogram"
+    return df
