@@ -91,15 +91,14 @@ def run_check(exercise_id: str, program: Any = None) -> CheckResult:
         return CheckResult(exercise_id, PASS, spec.func(program))
     except NotDone as err:
         return CheckResult(exercise_id, NOT_DONE, str(err))
-    except Wrong as err:
+    except Exception as err:  # noqa: BLE001 - a check must report, never crash the notebook
+        message = str(err) if isinstance(err, Wrong) else \
+            f"the check could not run your program: {type(err).__name__}: {err}"
         if spec.program and PLACEHOLDER in _source_of(program, spec.program):
             return CheckResult(exercise_id, NOT_DONE,
                                f"the `{spec.program}` cell still has its {PLACEHOLDER} part "
-                               f"(the check says: {err})")
-        return CheckResult(exercise_id, FAIL, str(err))
-    except Exception as err:  # noqa: BLE001 - a check must report, never crash the notebook
-        return CheckResult(exercise_id, FAIL,
-                           f"the check could not run your program: {type(err).__name__}: {err}")
+                               f"(the check says: {message})")
+        return CheckResult(exercise_id, FAIL, message)
 
 
 def check(exercise_id: str, program: Any = None) -> None:

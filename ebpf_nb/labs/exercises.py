@@ -253,7 +253,10 @@ def _drops(program: Any) -> str:
 def _subprogram(program: Any) -> str:
     program = need_program(program, "calls")
     listing = program.instructions()
-    text = listing.to_string() if isinstance(listing, pd.DataFrame) else str(listing)
+    if isinstance(listing, pd.DataFrame):
+        text = "\n".join(map(str, listing.get("instruction", listing.to_string().splitlines())))
+    else:
+        text = str(listing)
     if "call pc" not in text:
         raise Wrong("no `call pc+N` in the translated instructions: the helper was inlined; "
                     "declare it `static __noinline`")
@@ -267,7 +270,8 @@ def _getppid_handler(program: Any) -> str:
     program = need_program(program, "dispatch")
     number = syscall_number("getppid")
     slots = _table(program, "syscall")
-    filled = {int(k) for k in slots.key} if "key" in slots else set()
+    index = "index" if "index" in slots else "key"
+    filled = {int(k) for k in slots[index]} if index in slots else set()
     if number not in filled:
         raise NotDone(f"the program array has no entry at index {number} (getppid on this "
                       "machine): add it to the tail_calls(...) table")
