@@ -195,7 +195,11 @@ class Btf:
             elem, _, n = t.extra
             if self.is_char(elem):
                 return np.dtype(f"S{n}")
-            return np.dtype((self.dtype(elem), (n,)))
+            inner = self.dtype(elem)
+            if inner.subdtype is not None:  # int m[2][3] -> one (2, 3) field
+                base, shape = inner.subdtype
+                return np.dtype((base, (n, *shape)))
+            return np.dtype((inner, (n,)))
         if t.kind in (STRUCT, UNION):
             names, formats, offsets = self._fields(t.id, 0)
             return np.dtype({"names": names, "formats": formats, "offsets": offsets,

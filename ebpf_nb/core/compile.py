@@ -34,7 +34,7 @@ _TARGET_ARCH = {"x86_64": "x86", "i686": "x86", "aarch64": "arm64", "arm64": "ar
 _NAMED_STRUCT = re.compile(r"\bstruct\s+([A-Za-z_]\w*)\s*\{")
 _DIAGNOSTIC = re.compile(
     r"^(?P<file>[^\s:][^:]*):(?P<line>\d+):(?P<col>\d+): (?P<kind>fatal error|error|warning): "
-    r"(?P<text>.*)$", re.M)
+    r"(?P<text>.*)$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def compile_cell(source: str, *, defines: Mapping[str, str | None] = {},
     with tempfile.TemporaryDirectory(prefix="ebpf_nb-") as tmp:
         (Path(tmp) / CELL_FILE).write_text(source_to_compile(source))
         done = subprocess.run([clang, *flags, "-c", CELL_FILE, "-o", "cell.o"], cwd=tmp,
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise compile_error(done.stderr, source)
         data = (Path(tmp) / "cell.o").read_bytes()

@@ -132,7 +132,7 @@ def _print(level: int, fmt: int | None, args: int | None) -> int:
         LOG.append((level, buf.value.decode(errors="replace")))
         if len(LOG) > _LOG_LIMIT:
             del LOG[: _LOG_LIMIT // 2]
-    except Exception:  # never raise through C
+    except Exception:  # noqa: BLE001, S110 -- an exception must never cross into C
         pass
     return 0
 

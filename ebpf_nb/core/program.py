@@ -382,7 +382,7 @@ def _failed_program(log: list[str]) -> str | None:
 
 def _verifier_log(log: list[str]) -> str:
     text = "\n".join(log)
-    m = re.search(r"-- BEGIN PROG LOAD LOG --\n(.*?)-- END PROG LOAD LOG --", text, re.S)
+    m = re.search(r"-- BEGIN PROG LOAD LOG --\n(.*?)-- END PROG LOAD LOG --", text, re.DOTALL)
     return m[1] if m else ""
 
 
@@ -428,7 +428,7 @@ def dump_instructions(prog_id: int, *, jited: bool = False, prog_fd: int | None 
     without a disassembler (Debian's), the program's native code disassembled by objdump."""
     kind = "jited" if jited else "xlated"
     done = subprocess.run(["bpftool", "prog", "dump", kind, "id", str(prog_id)],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     if done.returncode == 0 and done.stdout.strip():
         return done.stdout
     if jited and prog_fd is not None and "libbfd" in (done.stdout + done.stderr):
@@ -448,7 +448,7 @@ def _objdump(code: bytes) -> str:
         tmp.write(code)
         tmp.flush()
         done = subprocess.run(["objdump", "-D", "-b", "binary", "-m", arch, tmp.name],
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise HostError("objdump could not disassemble the JIT-ed code",
                         hint="install binutils", details=done.stderr.strip())

@@ -35,7 +35,7 @@ def dump_btf_as_c(btf_path: Path) -> bytes:
         raise HostError("bpftool is not installed: it generates vmlinux.h for CO-RE cells",
                         hint="run `make setup` (Debian/Ubuntu package: bpftool)")
     done = subprocess.run([bpftool, "btf", "dump", "file", str(btf_path), "format", "c"],
-                          capture_output=True)
+                          capture_output=True, check=False)
     if done.returncode != 0 or not done.stdout:
         raise HostError(f"bpftool could not dump {btf_path} as C",
                         details=done.stderr.decode(errors="replace").strip())
