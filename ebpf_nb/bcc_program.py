@@ -163,13 +163,14 @@ class BpfProgram(Program):
         return self
 
     def _attach_one(self, spec: ProbeSpec) -> Attachment:
-        b, fn, kind = self._bpf, spec.function, spec.kind
-        assert fn is not None
+        b, kind = self._bpf, spec.kind
+        assert spec.function is not None
+        fn = spec.function.encode()  # BCC warns about str arguments
         how, asked = "", str(spec)
         if kind == "syscall":
             kind, spec, how = self._resolve_syscall(spec)
         if kind in ("kprobe", "kretprobe") and not host.kprobes_available():
-            raise HostError(f"cannot attach {spec}: this kernel was built without kprobes "
+            raise HostError(f"cannot attach {_where(spec)}: this kernel was built without kprobes "
                             "(CONFIG_KPROBES is off)",
                             hint="use a tracepoint (-a tracepoint:syscalls:sys_enter_NAME), a raw "
                                  "tracepoint, or -a syscall:NAME, which picks what exists.")
@@ -177,16 +178,17 @@ class BpfProgram(Program):
             raise AttachError(f"there is no tracepoint {':'.join(spec.target)}",
                               hint="list them with: ls /sys/kernel/tracing/events/"
                                    f"{spec.target[0]}/")
-        self._load(fn, _PROG_TYPES[kind], spec)
+        self._load(spec.function, _PROG_TYPES[kind], spec)
         target = spec.target
         with capture_stderr() as captured:
             try:
+                target = tuple(t.encode() for t in target)
                 if kind == "kprobe":
                     b.attach_kprobe(event=target[0], fn_name=fn)
                 elif kind == "kretprobe":
                     b.attach_kretprobe(event=target[0], fn_name=fn)
                 elif kind == "tracepoint":
-                    b.attach_tracepoint(tp=f"{target[0]}:{target[1]}", fn_name=fn)
+                    b.attach_tracepoint(tp=target[0] + b":" + target[1], fn_name=fn)
                 elif kind == "raw_tracepoint":
                     b.attach_raw_tracepoint(tp=target[0], fn_name=fn)
                 elif kind == "fentry":
@@ -202,10 +204,11 @@ class BpfProgram(Program):
             except EbpfNbError:
                 raise
             except Exception as err:
-                raise AttachError(f"could not attach {fn} to {spec}: {_attach_reason(kind, err)}",
+                raise AttachError(f"could not attach {spec.function} to {_where(spec)}: "
+                                  f"{_attach_reason(kind, err)}",
                                   details=captured.text.strip()[-600:] or None,
                                   hint=_attach_hint(kind, spec)) from None
-        return Attachment(asked.split("=")[0], fn, how)
+        return Attachment(asked.split("=")[0], spec.function, how)
 
     def _resolve_syscall(self, spec: ProbeSpec) -> tuple[str, ProbeSpec, str]:
         """``syscall:NAME`` -> a kprobe on the syscall function, or its entry tracepoint."""
@@ -224,7 +227,7 @@ class BpfProgram(Program):
         """Load one function as ``prog_type``; verifier rejections become VerifierError."""
         with capture_stderr() as captured:
             try:
-                return self._bpf.load_func(fn, getattr(BPF, prog_type))
+                return self._bpf.load_func(fn.encode(), getattr(BPF, prog_type))
             except Exception as err:
                 failure = err
         log = captured.text
@@ -306,7 +309,8 @@ class BpfProgram(Program):
             table = self._bpf.get_table(name)
             map_type = bcc_lib.bpf_table_type_id(module, i)
             key_dtype = _dtype(getattr(table, "Key", None))
-            value_dtype = _dtype(getattr(table, "Leaf", None))
+            # per-CPU tables: BCC's Leaf is an array of ncpus values; sLeaf is one value
+            value_dtype = _dtype(getattr(table, "sLeaf", None) or getattr(table, "Leaf", None))
             kind = None
             if name in histograms:
                 kind = "log2_histogram" if log2 else "linear_histogram"
@@ -322,7 +326,8 @@ class BpfProgram(Program):
         """BCC learns an event's struct from the program's ``perf_submit``/``ringbuf_output``."""
         try:
             with capture_stderr():
-                return np.dtype(table._get_event_class())
+                from bcc.table import _get_event_class
+                return np.dtype(_get_event_class(table))
         except Exception:
             return None
 
@@ -371,6 +376,11 @@ def _define_flags(defines: Sequence[str] | Mapping[str, str]) -> list[str]:
             raise UsageError(f"bad macro name {name!r} in -D", hint="write -D NAME or -D NAME=VALUE")
         flags.append(f"-D{name}" if value is None else f"-D{name}={value}")
     return flags
+
+
+def _where(spec: ProbeSpec) -> str:
+    """A probe as the student wrote it, without the ``=FUNCTION`` part."""
+    return ":".join((spec.kind, *spec.target))
 
 
 def _attach_reason(kind: str, err: Exception) -> str:

@@ -34,6 +34,8 @@ def collect_events(layout, dtype: np.dtype, *, seconds: float | None, count: int
     is_ring = layout.map_type == RINGBUF_TYPE
     reader = RingBufferReader(layout.fd) if is_ring else PerfBufferReader(layout.fd)
     lost = 0
+    if is_ring:  # like a perf buffer, show only what happens while reading
+        reader.read_array(size, timeout=0.0)
 
     def poll(timeout: float) -> int:
         nonlocal lost

@@ -1,6 +1,7 @@
 """The kernel's trace pipe (``bpf_trace_printk`` output) read without blocking forever."""
 from __future__ import annotations
 
+import errno
 import os
 import re
 import select
@@ -10,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import host
+from .errors import HostError
 from .reading import ReadOutcome, Trigger, bounded_read
 
 # "   python3-2234    [001] ...21   102.061518: bpf_trace_printk: Hello World!"
@@ -42,7 +44,15 @@ class TracePipe:
 
     def __init__(self, path: Path | None = None):
         self.path = path or host.require_tracefs() / "trace_pipe"
-        self.fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            self.fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError as err:
+            if err.errno == errno.EBUSY:
+                raise HostError("the trace pipe is already being read by another process "
+                                "(another notebook's trace(), a `cat trace_pipe`, a BCC tool)",
+                                hint="stop that reader, then try again; only one may read it "
+                                     "at a time. Maps and buffers have no such limit.") from None
+            raise
         self._partial = b""
         self.lines: list[TraceLine] = []
 
