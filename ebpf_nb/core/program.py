@@ -160,7 +160,8 @@ class CoreProgram(Program):
             for spec, function in self._probe_program:
                 kind, target, how = self._attach_plan(spec, function)
                 self._links.append(self._attach_one(function, kind, target))
-                self.attachments.append(Attachment(str(spec), function, how))
+                probe = ":".join((spec.kind, *spec.target))
+                self.attachments.append(Attachment(probe, function, how))
             for function, prog in self._obj.programs.items():
                 if function in explicit:
                     continue

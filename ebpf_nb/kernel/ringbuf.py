@@ -175,3 +175,28 @@ def _pad(record: bytes, size: int) -> np.ndarray:
     cut = record[:size]
     row[0, :len(cut)] = np.frombuffer(cut, dtype=np.uint8)
     return row
+
+
+class RingPositions:
+    """Read-only view of a ring buffer's consumer and producer positions, for watching how full
+    it is while another reader (ours or BCC's) consumes it; consumes nothing itself."""
+
+    def __init__(self, fd: int):
+        info = map_info(fd)
+        if info.map_type != RINGBUF_TYPE:
+            raise ValueError(f"map {info.name!r} is not a ringbuf")
+        self.size = info.max_entries
+        page = mmap.PAGESIZE
+        self._consumer_map = mmap.mmap(fd, page, mmap.MAP_SHARED, mmap.PROT_READ, offset=0)
+        self._producer_map = mmap.mmap(fd, page, mmap.MAP_SHARED, mmap.PROT_READ, offset=page)
+        self._consumer = np.frombuffer(self._consumer_map, dtype=np.uint64, count=1)
+        self._producer = np.frombuffer(self._producer_map, dtype=np.uint64, count=1)
+
+    def used(self) -> int:
+        """Bytes written by the kernel and not yet consumed."""
+        return int(self._producer[0]) - int(self._consumer[0])
+
+    def close(self) -> None:
+        del self._consumer, self._producer
+        self._consumer_map.close()
+        self._producer_map.close()
