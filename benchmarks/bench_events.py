@@ -1,0 +1,230 @@
+"""Events into a DataFrame: ring and perf buffers, 64-byte records, ours against BCC's callbacks.
+
+Ours goes through the public API (``BpfProgram.events``), which reads the buffer in bulk with
+:mod:`ebpf_nb.kernel` and decodes with numpy. BCC's is the loop a tutorial writes:
+``open_ring_buffer``/``open_perf_buffer`` + ``table.event(data)`` + ``list.append`` per event,
+then ``pandas.DataFrame(rows)``.
+
+Two ways of offering load:
+- *flow-controlled* (ring only): the producer emits a batch only while the ring is under half
+  full (it watches the kernel's positions), so nothing is dropped and rows/s is the consumer's
+  own speed, from the first record to the finished DataFrame;
+- *full speed*: the producer emits as fast as the kernel lets it; rows/s is what got through,
+  and drops must be exact: submitted = received + dropped (the program counts failed submits).
+"""
+from __future__ import annotations
+
+
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+
+from ebpf_nb.kernel.ringbuf import RingPositions
+
+from .report import Result
+from .workloads import perf_source, producer, read_stats, ring_source
+
+RING_PAGES = 4096          # 16 MiB ring
+PERF_PAGES = 64            # per CPU, as ebpf_nb's reader opens it
+COLUMNS = ["seq", "ts", "pid", "cpu", "comm", "a", "b", "c"]
+
+
+# --- ours: the public API ----------------------------------------------------------------------
+def _ours(source: str, total: int, *, flow_control: bool) -> dict:
+    from ebpf_nb.bcc_program import BpfProgram
+    prog = BpfProgram(source, name="bench_events", attach=False)
+    try:
+        fn = prog._load("emit", "RAW_TRACEPOINT")
+        layout = prog._layout("events")
+        stats_fd = prog._layout("stats").fd
+        room = None
+        positions = None
+        if flow_control:
+            positions = RingPositions(layout.fd)
+            half = positions.size // 2
+            room = lambda: positions.used() < half  # noqa: E731
+        run = producer(fn.fd, total, room=room)
+        t0 = time.perf_counter()
+        df = prog.events("events", count=total, trigger=run)
+        elapsed = time.perf_counter() - t0
+        if positions:
+            positions.close()
+        submitted, failed = read_stats(stats_fd)
+        return _outcome(len(df), submitted, failed, elapsed, df.attrs.get("lost"),
+                        ordered=bool(np.all(np.diff(df["seq"].to_numpy().astype(np.int64)) > 0))
+                        if "seq" in df and flow_control else None)
+    finally:
+        prog.detach()
+
+
+# --- plain BCC: a callback per event -----------------------------------------------------------
+def _bcc(source: str, total: int, *, ring: bool, flow_control: bool,
+         wakeup_events: int = 1) -> dict:
+    from bcc import BPF
+    b = BPF(text=source.encode())
+    try:
+        fn = b.load_func(b"emit", BPF.RAW_TRACEPOINT)
+        table = b[b"events"]
+        stats_fd = b[b"stats"].map_fd
+        rows: list[tuple] = []
+        lost = [0]
+
+        def on_event(*args) -> None:
+            data = args[1]
+            e = b[b"events"].event(data)
+            rows.append((e.seq, e.ts, e.pid, e.cpu, e.comm, e.a, e.b, e.c))
+
+        room = None
+        positions = None
+        if ring:
+            table.open_ring_buffer(on_event)
+            poll = b.ring_buffer_poll
+            if flow_control:
+                positions = RingPositions(table.map_fd)
+                half = positions.size // 2
+                room = lambda: positions.used() < half  # noqa: E731
+        else:
+            table.open_perf_buffer(on_event, page_cnt=PERF_PAGES, wakeup_events=wakeup_events,
+                                   lost_cb=lambda n: lost.__setitem__(0, lost[0] + n))
+            poll = b.perf_buffer_poll
+        run = producer(fn.fd, total, room=room)
+        t0 = time.perf_counter()
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        idle_since = None
+        while True:  # until everything submitted is received or known dropped
+            before = len(rows)
+            poll(100)
+            if not thread.is_alive():
+                submitted, failed = read_stats(stats_fd)
+                if len(rows) + failed >= submitted:
+                    break
+                if len(rows) == before:
+                    idle_since = idle_since or time.perf_counter()
+                    if time.perf_counter() - idle_since > 0.5:
+                        break
+        df = pd.DataFrame(rows, columns=COLUMNS)
+        elapsed = time.perf_counter() - t0
+        if positions:
+            positions.close()
+        submitted, failed = read_stats(stats_fd)
+        return _outcome(len(df), submitted, failed, elapsed, None if ring else lost[0],
+                        ordered=bool(np.all(np.diff(df["seq"].to_numpy().astype(np.int64)) > 0))
+                        if flow_control else None)
+    finally:
+        _quiet_cleanup(b)
+
+
+def _quiet_cleanup(b) -> None:
+    """BCC's PerfEventArray.__del__ raises KeyError for keys cleanup() already removed."""
+    import gc
+    import sys
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda _info: None
+    try:
+        b.cleanup()
+        del b
+        gc.collect()
+    finally:
+        sys.unraisablehook = hook
+
+
+# --- perf with batched wakeups: our kernel reader directly vs BCC with the same setting --------
+def _ours_perf_reader(source: str, total: int, wakeup_events: int) -> dict:
+    """The same decoding as ``events()`` (numpy view -> columns -> DataFrame), with the perf
+    reader opened with ``wakeup_events`` (``events()`` opens it with 1, like BCC)."""
+    from ebpf_nb import decode
+    from ebpf_nb.bcc_program import BpfProgram
+    from ebpf_nb.kernel.maps import to_structured
+    from ebpf_nb.kernel.perfbuf import PerfBufferReader
+    prog = BpfProgram(source, name="bench_perf", attach=False)
+    try:
+        fn = prog._load("emit", "RAW_TRACEPOINT")
+        layout = prog._layout("events")
+        stats_fd = prog._layout("stats").fd
+        dtype = layout.event_dtype
+        reader = PerfBufferReader(layout.fd, PERF_PAGES, wakeup_events=wakeup_events)
+        thread = threading.Thread(target=producer(fn.fd, total), daemon=True)
+        t0 = time.perf_counter()
+        thread.start()
+        chunks, cpus = [], []
+        while thread.is_alive() or reader.pending():
+            rows, cpu, _lost = reader.read_array(dtype.itemsize, timeout=0.1)
+            if len(rows):
+                chunks.append(rows)
+                cpus.append(cpu)
+        records = to_structured(np.concatenate(chunks), dtype)
+        data = decode.columns(records, "value")
+        data["cpu"] = np.concatenate(cpus)
+        df = pd.DataFrame(data)
+        elapsed = time.perf_counter() - t0
+        reader.close()
+        submitted, failed = read_stats(stats_fd)
+        return _outcome(len(df), submitted, failed, elapsed, None, None)
+    finally:
+        prog.detach()
+
+
+def _outcome(received: int, submitted: int, failed: int, elapsed: float, kernel_lost,
+             ordered) -> dict:
+    out = {"received": received, "submitted": submitted, "dropped": failed,
+           "exact": received + failed == submitted, "seconds": elapsed,
+           "rows_per_s": received / elapsed if elapsed else 0.0}
+    if kernel_lost is not None:
+        out["kernel_lost"] = int(kernel_lost)
+    if ordered is not None:
+        out["in_order"] = ordered
+    return out
+
+
+def _result(name: str, ours: dict, bcc: dict, *, goal_rate: float | None) -> Result:
+    ratio = ours["rows_per_s"] / bcc["rows_per_s"] if bcc["rows_per_s"] else None
+    met = None
+    if goal_rate is not None:
+        met = bool(ratio and ratio >= 5 and ours["rows_per_s"] >= goal_rate
+                   and ours["exact"] and bcc["exact"])
+    extra = {"rows": ours["received"], "drops_ours": ours["dropped"], "drops_bcc": bcc["dropped"],
+             "exact_ours": ours["exact"], "exact_bcc": bcc["exact"]}
+    for key in ("kernel_lost", "in_order"):
+        if key in ours:
+            extra[f"{key}_ours"] = ours[key]
+    return Result(name, "rows/s", ours["rows_per_s"], bcc["rows_per_s"],
+                  goal=">=5x, >=1M rows/s, exact drops" if goal_rate else "exact drops",
+                  met=met, extra=extra)
+
+
+def run(quick: bool = False) -> list[Result]:
+    results = []
+    n_flow = 300_000 if quick else 2_000_000
+    n_full = 300_000 if quick else 1_000_000
+    n_perf = 100_000 if quick else 300_000
+    src = ring_source(RING_PAGES)
+    results.append(_result(
+        f"ring buffer -> DataFrame, {n_flow // 1000}k events, flow-controlled",
+        _ours(src, n_flow, flow_control=True), _bcc(src, n_flow, ring=True, flow_control=True),
+        goal_rate=1e6))
+    results.append(_result(
+        f"ring buffer -> DataFrame, {n_full // 1000}k events at full speed",
+        _ours(src, n_full, flow_control=False),
+        _bcc(src, n_full, ring=True, flow_control=False), goal_rate=None))
+    psrc = perf_source()
+    results.append(_result(
+        f"perf buffer -> DataFrame, {n_perf // 1000}k events at full speed",
+        _ours(psrc, n_perf, flow_control=False),
+        _bcc(psrc, n_perf, ring=False, flow_control=False), goal_rate=1e6))
+    n_perf64 = 300_000 if quick else 2_000_000
+    res = _result(
+        f"perf buffer (wakeup every 64, kernel reader) -> DataFrame, {n_perf64 // 1000}k "
+        "events at full speed",
+        _ours_perf_reader(psrc, n_perf64, 64),
+        _bcc(psrc, n_perf64, ring=False, flow_control=False, wakeup_events=64), goal_rate=1e6)
+    results.append(res)
+    return results
+
+
+if __name__ == "__main__":
+    from .report import table
+    print(table(run(quick=True)))
+
