@@ -112,8 +112,11 @@ def _ptr(arr: np.ndarray, offset: int = 0) -> int:
     return arr.ctypes.data + offset
 
 
-def read_map(fd: int, *, chunk: int = 65536) -> RawMap:
-    """Every entry of the map behind ``fd`` as numpy uint8 rows (batched where possible)."""
+def read_map(fd: int, *, chunk: int | None = None) -> RawMap:
+    """Every entry of the map behind ``fd`` as numpy uint8 rows (batched where possible).
+
+    ``chunk``: entries asked per ``BPF_MAP_LOOKUP_BATCH`` call (default: the whole map in one
+    call, which is fastest; the kernel copies bucket by bucket either way)."""
     info = map_info(fd)
     if info.map_type in UNREADABLE_TYPES:
         raise OSError(errno.EINVAL, f"map {info.name!r} is a {info.type_name}: it has no entries "
@@ -121,7 +124,7 @@ def read_map(fd: int, *, chunk: int = 65536) -> RawMap:
     vsize = value_size_total(info)
     ncpus = len(possible_cpus()) if info.percpu else 1
     try:
-        keys, values = _read_batched(fd, info, vsize, chunk)
+        keys, values = _read_batched(fd, info, vsize, chunk or max(info.max_entries, 1))
         batched = True
     except OSError as err:
         if err.errno not in _BATCH_UNSUPPORTED:
