@@ -347,3 +347,77 @@ def test_fentry_is_explained_where_the_kernel_refuses_it():
             assert [a.function for a in p.attachments] == ["on_unlink"]
         finally:
             p.detach()
+
+
+PERF = HEADER + """
+const volatile int parent = 0;
+struct sample_t { u32 pid; char comm[16]; u64 when; };
+struct {
+    __uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+    __uint(key_size, sizeof(u32));
+    __uint(value_size, sizeof(u32));
+} samples SEC(".maps");
+
+SEC("tracepoint/syscalls/sys_enter_execve")
+int on_execve(void *ctx)
+{
+    struct task_struct *task = (void *)bpf_get_current_task();
+    if (BPF_CORE_READ(task, real_parent, tgid) != parent)
+        return 0;
+    struct sample_t s = {};
+    s.pid = bpf_get_current_pid_tgid() >> 32;
+    s.when = bpf_ktime_get_ns();
+    bpf_get_current_comm(s.comm, sizeof(s.comm));
+    bpf_perf_event_output(ctx, &samples, BPF_F_CURRENT_CPU, &s, sizeof(s));
+    return 0;
+}
+""" + LICENSE
+
+
+def test_perf_buffer_events_with_btf_columns(programs):
+    p = CoreProgram(PERF, "perf", globals={"parent": os.getpid()})
+    programs.append(p)
+    assert p.maps == {"samples": "perf_event_array"}
+    df = p.events("samples", count=1, trigger=run_child)
+    assert len(df) == 1
+    assert {"pid", "comm", "when", "cpu"} <= set(df.columns)
+    assert df["when"].iloc[0] > 0
+    assert isinstance(df["comm"].iloc[0], str)
+
+
+def test_syscall_probe_uses_the_tracepoint_and_defines_reach_clang(marker, programs):
+    src = HEADER + """
+const volatile int parent = 0;
+SEC("tracepoint")
+int on_enter(void *ctx)
+{
+    struct task_struct *task = (void *)bpf_get_current_task();
+    if (BPF_CORE_READ(task, real_parent, tgid) == parent)
+        bpf_printk("MARKER %d", ANSWER);
+    return 0;
+}
+""".replace("MARKER", marker) + LICENSE
+    p = CoreProgram(src, "sys", probes=["syscall:execve"], defines=["ANSWER=42"],
+                    globals={"parent": os.getpid()})
+    programs.append(p)
+    assert p.attachments[0].how == "tracepoint syscalls:sys_enter_execve"
+    assert f"{marker} 42" in marked(p.trace(trigger=run_child), marker)
+
+
+def test_no_attach_keeps_globals_settable_until_attach(programs):
+    src = HEADER + """
+const volatile int level = 1;
+struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, u32);
+         __type(value, u32); } seen SEC(".maps");
+SEC("raw_tp/sys_enter")
+int f(void *ctx) { u32 k = 0; u32 v = level; bpf_map_update_elem(&seen, &k, &v, 0); return 0; }
+""" + LICENSE
+    p = CoreProgram(src, "later", attach=False)
+    programs.append(p)
+    assert p.maps == {"seen": "array"}  # known without loading
+    assert "not loaded yet" in repr(p)
+    p.set_global("level", 9)
+    p.attach()
+    os.getppid()  # any syscall
+    assert list(p.table("seen")["value"]) == [9]
+    assert "later (core): attached" in repr(p)

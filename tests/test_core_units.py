@@ -90,6 +90,14 @@ def test_clang_error_names_the_cells_line_and_column(cache):
     assert "cell.c:6:12" in err.details
 
 
+def test_clash_with_a_kernel_type_says_to_rename(cache):
+    src = HEADER + "struct task_struct { int x; };\n" + LICENSE
+    with pytest.raises(CompileError, match="line 3, column 8: redefinition of 'task_struct'") \
+            as info:
+        core_compile.compile_cell(src, cache=cache)
+    assert "rename yours" in info.value.hint
+
+
 def test_missing_license_is_said_plainly(cache):
     src = HEADER + 'SEC("raw_tp/sys_enter")\nint f(void *ctx) { return 0; }\n'
     with pytest.raises(CompileError, match="no license") as info:

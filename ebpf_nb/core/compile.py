@@ -113,13 +113,17 @@ def compile_error(stderr: str, source: str) -> CompileError:
     line, col = int(first["line"]), int(first["col"])
     cell_lines = source.count("\n") + (0 if source.endswith("\n") else 1)
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    clash = "redefinition of" in first["text"] and "vmlinux.h" in stderr
+    hint = ("vmlinux.h already defines a type of that name (it holds every kernel type): "
+            "rename yours") if clash else None
     if first["file"] == CELL_FILE and line <= cell_lines:
         return CompileError(f"line {line}, column {col}: {first['text']}{more}",
-                            line=line, column=col, details=details)
+                            line=line, column=col, details=details, hint=hint)
     where = Path(first["file"]).name
     return CompileError(f"{where}:{line}:{col}: {first['text']}{more}", details=details,
-                        hint=None if where != "vmlinux.h" else
-                        "a type in the cell clashes with one of the kernel's (vmlinux.h)")
+                        hint=hint or (None if where != "vmlinux.h" else
+                                      "a type in the cell clashes with one of the kernel's "
+                                      "(vmlinux.h)"))
 
 
 def check_object(data: bytes) -> None:

@@ -28,7 +28,14 @@ from ebpf_nb.core.btf_types import Btf
 from ebpf_nb.core.compile import compile_cell
 from ebpf_nb.errors import AttachError, CompileError, HostError, UsageError, VerifierError
 from ebpf_nb.probes import ProbeSpec, parse_probe
-from ebpf_nb.program import PERF_EVENT_ARRAY, RINGBUF, Attachment, MapLayout, Program
+from ebpf_nb.program import (
+    PERF_EVENT_ARRAY,
+    RINGBUF,
+    TYPE_NAMES,
+    Attachment,
+    MapLayout,
+    Program,
+)
 from ebpf_nb.reading import Trigger
 
 FENTRY_REFUSED = "this kernel refuses fentry/fexit programs; use tp_btf/raw_tp/tracepoint"
@@ -46,13 +53,13 @@ class CoreProgram(Program):
 
     def __init__(self, source: str, name: str = "bpf", *, probes: Sequence[str] = (),
                  globals: Mapping[str, object] = {}, attach: bool = True,
-                 defines: Mapping[str, str | None] = {}):
+                 defines: Mapping[str, str | None] | Sequence[str] = ()):
         super().__init__(name, source)
         from ebpf_nb import host
 
         host.require_privileges()
         specs = [parse_probe(p) for p in probes]
-        self.compiled = compile_cell(source, defines=defines)
+        self.compiled = compile_cell(source, defines=_defines(defines))
         self.cache_hit = self.compiled.cached
         self._links: list[libbpf.Link] = []
         self._obj: libbpf.BpfObject | None = None
@@ -262,14 +269,24 @@ class CoreProgram(Program):
         self.in_kernel = False
         self._layouts = None
 
+    @property
+    def maps(self) -> dict[str, str]:
+        """Map name -> type; known before load, so listing maps does not freeze globals."""
+        self._require_loaded()
+        if self.in_kernel:
+            return super().maps
+        assert self._obj is not None
+        return {name: TYPE_NAMES.get(m.map_type, f"type {m.map_type}")
+                for name, m in self._obj.maps.items() if "." not in name}
+
     def _map_layouts(self) -> dict[str, MapLayout]:
         if self._layouts is None:
             self.load()
             assert self._obj is not None
             layouts = {}
             for name, m in self._obj.maps.items():
-                if name.endswith((".rodata", ".data", ".bss", ".kconfig")) or "." in name:
-                    continue  # globals, not user maps
+                if "." in name:
+                    continue  # .rodata/.data/.bss/.kconfig: globals, not the cell's maps
                 event = None
                 if m.map_type in (RINGBUF, PERF_EVENT_ARRAY):
                     event = self._event_dtype(name)
@@ -350,6 +367,10 @@ class CoreProgram(Program):
 
     def summary(self) -> str:
         text = super().summary()
+        if self.loaded and not self.in_kernel:
+            first, _, rest = text.partition("\n")
+            text = first.replace(": loaded", ": opened, not loaded yet (set globals, then "
+                                 "attach())") + ("\n" + rest if rest else "")
         extra = []
         if self.loaded and self._obj is not None:
             for name in self.global_names:
@@ -365,6 +386,19 @@ class CoreProgram(Program):
 
 class _NoAutoAttach(Exception):
     """libbpf cannot attach a program from its SEC() name alone (e.g. a bare SEC("raw_tp"))."""
+
+
+def _defines(defines: Mapping[str, str | None] | Sequence[str]) -> dict[str, str | None]:
+    """``{"N": "1"}`` or ``["N=1", "FLAG"]`` (as ``-D`` gives them) -> a mapping."""
+    if isinstance(defines, Mapping):
+        return dict(defines)
+    out: dict[str, str | None] = {}
+    for item in defines:
+        name, sep, value = item.partition("=")
+        if not re.fullmatch(r"[A-Za-z_]\w*", name.strip()):
+            raise UsageError(f"bad macro name in -D {item!r}", hint="write -D NAME or -D NAME=VALUE")
+        out[name.strip()] = value if sep else None
+    return out
 
 
 def _object_name(name: str) -> str:
