@@ -32,3 +32,11 @@ labs: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
+
+## test-vm: vagrant validate + shellcheck, then a real VM under QEMU (TCG): provision.sh inside,
+## the JupyterLab service, kprobe tests, notebooks, a reboot (guest image cached in /var/cache)
+.PHONY: test-vm
+test-vm:
+	$(SUDO) bash tests/vm/host_deps.sh
+	$(SUDO) bash tests/vm/tier1.sh
+	$(SUDO) bash tests/vm/run.sh

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2016  # the mmdebstrap hooks below expand "$1" (the chroot) themselves
 # Build (or reuse) the base guest image the VM tests boot under QEMU: a minimal Debian of the
 # host's own release, from the host's own apt sources, with a distribution kernel (kprobes on) and
 # a boot hook that runs the test script shared in from the repository.
@@ -17,6 +18,7 @@ log() { printf '[vm image] %s\n' "$*" >&2; }
 die() { printf '[vm image] error: %s\n' "$*" >&2; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (mmdebstrap and mkfs need it)"
+# shellcheck source=/dev/null
 . /etc/os-release
 codename=${VERSION_CODENAME:?the host /etc/os-release has no VERSION_CODENAME}
 arch=$(dpkg --print-architecture)

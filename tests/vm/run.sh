@@ -35,6 +35,7 @@ log "base image ready in ${t_image} s: $image"
 run=$(mktemp -d /tmp/ebpf_nb-vm.XXXXXX)
 mkdir -p "$run/out"
 qemu_pid=
+# shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
   if [ -n "$qemu_pid" ] && kill -0 "$qemu_pid" 2>/dev/null; then
     kill "$qemu_pid" 2>/dev/null || true

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Tier 1 of the VM tests: static checks, seconds. `vagrant validate` on the Vagrantfile (with the
+# libvirt provider's own checks, and once ignoring providers), a bad setting must be refused,
+# and shellcheck on every shell script of the repository (tracked or not, .venv excluded).
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+failures=0
+check() { local what=$1; shift; if "$@"; then echo "ok: $what"; else echo "FAIL: $what"; failures=$((failures + 1)); fi; }
+
+cd "$repo/vagrant"
+check "vagrant validate (libvirt provider)" env VAGRANT_DEFAULT_PROVIDER=libvirt vagrant validate
+check "vagrant validate --ignore-provider" vagrant validate --ignore-provider
+check "a bad EBPF_NB_MEMORY is refused" sh -c '! EBPF_NB_MEMORY=lots vagrant validate --ignore-provider >/dev/null 2>&1'
+
+cd "$repo"
+mapfile -t scripts < <(find . -path ./.venv -prune -o -path ./.git -prune -o -type f \
+  \( -name '*.sh' -o -path ./.ci/run \) -print | sort)
+check "shellcheck on ${#scripts[@]} scripts: ${scripts[*]}" shellcheck "${scripts[@]}"
+[ "$failures" = 0 ]
