@@ -327,9 +327,10 @@ class BpfProgram(Program):
         try:
             with capture_stderr():
                 from bcc.table import _get_event_class
-                return np.dtype(_get_event_class(table))
+                dtype = np.dtype(_get_event_class(table))
         except Exception:
             return None
+        return dtype if dtype.itemsize else None  # BCC learns only structs
 
     def _symbolize(self, address: int, kernel: bool) -> str:
         if kernel:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 
 import pytest
 
@@ -24,6 +25,17 @@ def bpftool_prog_ids() -> set[int]:
     out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True,
                          check=True).stdout
     return {p["id"] for p in json.loads(out or "[]")}
+
+
+def still_loaded(ids: set[int], wait: float = 3.0) -> set[int]:
+    """Which of ``ids`` the kernel still holds, after giving it ``wait`` seconds to free them
+    (programs behind raw tracepoints and perf events are freed after an RCU grace period)."""
+    deadline = time.monotonic() + wait
+    while True:
+        left = ids & bpftool_prog_ids()
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.05)
 
 
 @pytest.fixture
