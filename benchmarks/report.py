@@ -19,12 +19,13 @@ class Result:
     bcc: float | None
     higher_is_better: bool = True
     goal: str = ""
+    compare: bool = True            # False: the two figures are shown side by side, no ratio
     met: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ratio(self) -> float | None:
-        if not self.ours or not self.bcc:
+        if not self.compare or not self.ours or not self.bcc:
             return None
         return self.ours / self.bcc if self.higher_is_better else self.bcc / self.ours
 
