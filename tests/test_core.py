@@ -10,6 +10,7 @@ import os
 import platform
 import re
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -36,6 +37,17 @@ def run_child():
 def prog_exists(prog_id: int) -> bool:
     done = subprocess.run(["bpftool", "prog", "show", "id", str(prog_id)], capture_output=True, check=False)
     return done.returncode == 0
+
+
+def all_gone(ids, timeout: float = 5.0) -> bool:
+    """True once no program of ``ids`` exists. The kernel frees a detached program after an RCU
+    grace period (raw_tp and tracing links are released deferred), so this polls, bounded."""
+    deadline = time.monotonic() + timeout
+    while any(prog_exists(i) for i in ids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def marked(df, marker: str) -> list[str]:
@@ -262,7 +274,7 @@ def test_detach_leaves_no_program_and_rerun_of_unchanged_source_skips_compile(
     assert first.cache_hit is False and all(prog_exists(i) for i in ids.values())
     first.detach()
     first.detach()  # twice is harmless
-    assert not any(prog_exists(i) for i in ids.values())
+    assert all_gone(ids.values())
     again = CoreProgram(src, "rerun", globals={"parent": os.getpid()})
     ids = again.program_ids()
     try:
@@ -271,7 +283,7 @@ def test_detach_leaves_no_program_and_rerun_of_unchanged_source_skips_compile(
         assert "object cached" in repr(again)
     finally:
         again.detach()
-    assert not any(prog_exists(i) for i in ids.values())
+    assert all_gone(ids.values())
 
 
 def test_explicit_probes_attach_bare_sections(marker, programs):
@@ -421,3 +433,70 @@ int f(void *ctx) { u32 k = 0; u32 v = level; bpf_map_update_elem(&seen, &k, &v, 
     os.getppid()  # any syscall
     assert list(p.table("seen")["value"]) == [9]
     assert "later (core): attached" in repr(p)
+
+
+def libc_path() -> str:
+    import ctypes.util
+    name = ctypes.util.find_library("c") or "libc.so.6"
+    for d in ("/lib/x86_64-linux-gnu", "/lib/aarch64-linux-gnu", "/usr/lib64", "/lib64"):
+        if os.path.exists(os.path.join(d, name)):
+            return os.path.join(d, name)
+    pytest.fail("libc not found")
+
+
+UPROBE = HEADER + """
+const volatile int me = 0;
+u64 calls = 0;
+SEC("uprobe")
+int on_getppid(void *ctx)
+{
+    if ((bpf_get_current_pid_tgid() >> 32) == me)
+        __sync_fetch_and_add(&calls, 1);
+    return 0;
+}
+""" + LICENSE
+
+
+def test_uprobe_probe_by_path_and_symbol(programs):
+    src = UPROBE.replace("u64 calls = 0;", """struct { __uint(type, BPF_MAP_TYPE_ARRAY);
+    __uint(max_entries, 1); __type(key, u32); __type(value, u64); } calls SEC(".maps");""")
+    src = src.replace("__sync_fetch_and_add(&calls, 1);",
+                      "{ u32 k = 0; u64 *n = bpf_map_lookup_elem(&calls, &k);"
+                      " if (n) __sync_fetch_and_add(n, 1); }")
+    p = CoreProgram(src, "uprobe", probes=[f"uprobe:{libc_path()}:getppid"],
+                    globals={"me": os.getpid()})
+    programs.append(p)
+    for _ in range(3):
+        os.getppid()
+    assert list(p.table("calls")["value"]) == [3]
+
+
+def test_magic_core_cell_rerun_replaces_and_errors_stay_short():
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "ebpf_nb")
+    cell = HEADER + """
+const volatile int level = 1;
+struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, u32);
+         __type(value, u32); } seen SEC(".maps");
+SEC("raw_tp/sys_enter")
+int f(void *ctx) { u32 k = 0; u32 v = level; bpf_map_update_elem(&seen, &k, &v, 0); return 0; }
+""" + LICENSE
+    try:
+        shell.run_cell_magic("bpf", "core_cell --core -G level=5", cell)
+        first = shell.user_ns["core_cell"]
+        first_ids = first.program_ids()
+        assert list(first.table("seen")["value"]) == [5]
+        shell.run_cell_magic("bpf", "core_cell --core -G level=6", cell)
+        second = shell.user_ns["core_cell"]
+        assert second is not first and not first.loaded
+        assert all_gone(first_ids.values())
+        assert second.cache_hit  # same source: no clang run
+        assert list(second.table("seen")["value"]) == [6]
+        second_ids = second.program_ids()
+        result = shell.run_cell("%%bpf broken --core\n" + cell.replace("= level;", "= levl;"))
+        assert "line 10, column" in str(result.error_in_exec)
+    finally:
+        shell.run_line_magic("bpf_detach", "--all")
+    assert all_gone(second_ids.values())
