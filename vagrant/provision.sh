@@ -238,6 +238,8 @@ EOF
 Description=ebpf_nb JupyterLab (token auth, runs as $user; kernels get eBPF rights via sudo)
 Wants=network-online.target
 After=network-online.target sys-kernel-tracing.mount sys-fs-bpf.mount
+# A synced folder (Vagrant's /vagrant) may be mounted after boot: retry until it is there.
+StartLimitIntervalSec=0
 
 [Service]
 User=$user
@@ -245,6 +247,7 @@ Group=$group
 WorkingDirectory=$repo
 EnvironmentFile=/etc/ebpf_nb/lab.env
 Environment=JUPYTER_PATH=${kernels%/kernels}
+ExecStartPre=/usr/bin/test -f $repo/pyproject.toml
 ExecStart=$venv/bin/python -m ebpf_nb.cli lab --ip $ip --port $port --no-browser
 Restart=on-failure
 RestartSec=5

@@ -83,4 +83,7 @@ rm -rf "$work/root" "$work/sources"
 mv "$work" "$out"
 trap - EXIT
 touch "$out/ready"
+# Keep one image per release and architecture: older keys and abandoned builds go.
+find "$cache_root" -mindepth 1 -maxdepth 1 \( -name "$codename-$arch-*" ! -path "$out" \
+  -o -name 'build.*' -mmin +120 \) -exec rm -rf {} +
 echo "$out"
