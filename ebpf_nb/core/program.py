@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import re
+import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 
@@ -70,10 +71,10 @@ class CoreProgram(Program):
         except libbpf.LibbpfCallError as err:
             raise CompileError(f"libbpf cannot open the compiled cell: {err.strerror}",
                                details=_relevant(err.log)) from None
-        self.btf = Btf(self._obj.btf_raw())
         self.probes = specs
-        self._bind_probes(specs)
         try:
+            self.btf = Btf(self._obj.btf_raw())
+            self._bind_probes(specs)
             for key, value in globals.items():
                 self.set_global(key, value)
             if attach:
@@ -479,6 +480,9 @@ def _objdump(code: bytes) -> str:
     arch = {"x86_64": "i386:x86-64", "aarch64": "aarch64"}.get(platform.machine())
     if arch is None:
         raise HostError(f"no disassembler for JIT-ed code on {platform.machine()}")
+    if shutil.which("objdump") is None:
+        raise HostError("objdump is not installed: it disassembles JIT-ed code",
+                        hint="install binutils (run `make setup`)")
     with tempfile.NamedTemporaryFile(suffix=".bin") as tmp:
         tmp.write(code)
         tmp.flush()
