@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import atexit
 import ctypes
-import errno
 import re
 from collections.abc import Iterable, Mapping, Sequence
 

@@ -6,8 +6,6 @@ keys, values and events). Reading maps and buffers into DataFrames is shared, he
 """
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +15,7 @@ import pandas as pd
 from . import decode, tracepipe
 from .errors import UsageError
 from .kernel import maps as kmaps
-from .reading import Trigger, bounded_read, validate_bounds
+from .reading import Trigger, validate_bounds
 
 # Kernel map types (include/uapi/linux/bpf.h)
 HASH, ARRAY, PROG_ARRAY, PERF_EVENT_ARRAY, PERCPU_HASH, PERCPU_ARRAY, STACK_TRACE = 1, 2, 3, 4, 5, 6, 7
@@ -105,6 +103,11 @@ class Program:
         if self.loaded:
             self.loaded = False
             self.attachments = []
+            try:
+                from .widgets import close_watchers
+                close_watchers(self)
+            except ImportError:
+                pass
             self._unload()
 
     @property
@@ -202,6 +205,29 @@ class Program:
         message. The pipe is shared by every program on the machine."""
         self._require_loaded()
         return tracepipe.read_trace(seconds=seconds, count=count, trigger=trigger, clear=clear)
+
+    # --- pictures and live views -----------------------------------------------------------
+    def plot(self, map_name: str, kind: str | None = None, **kw: Any):
+        """Draw a map (histogram bars, top-N counts) or a buffer's events (``seconds=`` etc.
+        go to :meth:`events`) with matplotlib; returns the Axes."""
+        from .plots import plot_frame
+        layout = self._layout(map_name)
+        if layout.map_type in (PERF_EVENT_ARRAY, RINGBUF):
+            read = {k: kw.pop(k) for k in ("seconds", "count", "trigger") if k in kw}
+            return plot_frame(self.events(map_name, **read), kind=kind or "timeline", **kw)
+        return plot_frame(self.table(map_name), kind=kind, **kw)
+
+    def watch(self, map_name: str, every: float = 1.0, **kw: Any):
+        """A live view of a map that refreshes on its own (see :mod:`ebpf_nb.widgets`)."""
+        from .widgets import watch
+        self._layout(map_name)
+        return watch(self, map_name, every=every, **kw)
+
+    def watch_events(self, map_name: str, every: float = 1.0, **kw: Any):
+        """A live view of a buffer's latest events, their rate and the drops."""
+        from .widgets import watch_events
+        self._layout(map_name)
+        return watch_events(self, map_name, every=every, **kw)
 
     # --- display --------------------------------------------------------------------------
     def summary(self) -> str:

@@ -2,10 +2,6 @@
 (not root, no tracefs) they FAIL with the fix, never skip, so CI cannot pass without them."""
 from __future__ import annotations
 
-import json
-import subprocess
-import time
-
 import pytest
 
 from ebpf_nb import host
@@ -20,24 +16,6 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.fail("kernel tests need tracefs: run `make setup` (it mounts it)")
 
 
-def bpftool_prog_ids() -> set[int]:
-    """Ids of every program loaded in the kernel, as bpftool sees them."""
-    out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True,
-                         check=True).stdout
-    return {p["id"] for p in json.loads(out or "[]")}
-
-
-def still_loaded(ids: set[int], wait: float = 3.0) -> set[int]:
-    """Which of ``ids`` the kernel still holds, after giving it ``wait`` seconds to free them
-    (programs behind raw tracepoints and perf events are freed after an RCU grace period)."""
-    deadline = time.monotonic() + wait
-    while True:
-        left = ids & bpftool_prog_ids()
-        if not left or time.monotonic() > deadline:
-            return left
-        time.sleep(0.05)
-
-
 @pytest.fixture
 def shell():
     """A real IPython shell with the extension loaded; unloaded (everything detached) after."""
@@ -46,19 +24,3 @@ def shell():
     sh.run_cell("%load_ext ebpf_nb", store_history=False)
     yield sh
     sh.run_cell("%unload_ext ebpf_nb", store_history=False)
-
-
-def run(shell, code: str):
-    """Run a cell and return its result, failing the test on any error."""
-    result = shell.run_cell(code, store_history=False)
-    if result.error_before_exec or result.error_in_exec:
-        raise result.error_before_exec or result.error_in_exec
-    return result
-
-
-def run_error(shell, code: str) -> BaseException:
-    """Run a cell that must fail; return the exception it ended with."""
-    result = shell.run_cell(code, store_history=False)
-    err = result.error_before_exec or result.error_in_exec
-    assert err is not None, f"the cell should have failed:\n{code}"
-    return err

@@ -9,7 +9,7 @@ from contextlib import redirect_stdout
 
 import pytest
 
-from conftest import run, run_error
+from kit_helpers import run, run_error
 from ebpf_nb.errors import (AttachError, CompileError, EbpfNbError, HostError, UsageError,
                             VerifierError)
 

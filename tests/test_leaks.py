@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import bpftool_prog_ids, run, still_loaded
+from kit_helpers import bpftool_prog_ids, run, still_loaded
 
 pytestmark = pytest.mark.kernel
 CELL = """%%bpf {name}

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import run
+from kit_helpers import run
 
 pytestmark = pytest.mark.kernel
 
