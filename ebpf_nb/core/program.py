@@ -91,15 +91,15 @@ class CoreProgram(Program):
     @property
     def global_names(self) -> list[str]:
         """The cell's ``const volatile`` globals that can be set before load."""
-        return sorted(self.btf.section_vars(".rodata"))
+        return sorted(n for n in self.btf.section_vars(".rodata") if "." not in n)
 
     def set_global(self, name: str, value: object) -> None:
         """Set a read-only (``const volatile``) global before the program is loaded."""
         self._require_loaded()
         variables = self.btf.section_vars(".rodata")
         var = variables.get(name)
-        if var is None or name.startswith(tuple(p + "." for p in self._obj.programs)):
-            known = ", ".join(n for n in sorted(variables) if "." not in n) or "none"
+        if var is None or "." in name:  # func.____fmt: bpf_printk's format strings
+            known = ", ".join(self.global_names) or "none"
             raise UsageError(f"the cell has no read-only global named {name!r} (its globals: "
                              f"{known})", hint="declare it as: const volatile int NAME = 0;")
         if self.in_kernel:
@@ -374,9 +374,7 @@ class CoreProgram(Program):
                                  "attach())") + ("\n" + rest if rest else "")
         extra = []
         if self.loaded and self._obj is not None:
-            for name in self.global_names:
-                if "." not in name:
-                    extra.append(f"  global {name} = {self.get_global(name)!r}")
+            extra += [f"  global {n} = {self.get_global(n)!r}" for n in self.global_names]
         extra += [f"  note   {n}" for n in self.notes]
         extra.append(f"  object {'cached' if self.cache_hit else 'compiled'}: "
                      f"{self.compiled.path.name}")
