@@ -500,3 +500,24 @@ int f(void *ctx) { u32 k = 0; u32 v = level; bpf_map_update_elem(&seen, &k, &v, 
     finally:
         shell.run_line_magic("bpf_detach", "--all")
     assert all_gone(second_ids.values())
+
+
+def test_verifier_rejection_names_the_cell_line():
+    src = HEADER + """
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 8); __type(key, u32);
+         __type(value, u64); } m SEC(".maps");
+SEC("raw_tp/sys_enter")
+int f(void *ctx)
+{
+    u32 k = 0;
+    u64 *v = bpf_map_lookup_elem(&m, &k);
+    return *v;
+}
+""" + LICENSE
+    with pytest.raises(VerifierError) as info:
+        CoreProgram(src, "unchecked")
+    err = info.value
+    assert err.message == ("the verifier rejected f (cell line 13): "
+                           "R0 invalid mem access 'map_value_or_null'")
+    assert "against NULL" in err.hint
+    assert err.program == "f"

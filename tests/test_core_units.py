@@ -192,3 +192,17 @@ int f(int a):
     assert list(df["function"]) == ["hello"] * 3 + ["f"] * 3
     assert df.loc[1, "instruction"] == "call pc+2#bpf_prog_abc_f"
     assert df.loc[3, "source"] == "return a;"
+
+
+def test_cached_objects_are_small_and_pruned_oldest_first(cache, tmp_path):
+    import os
+
+    src = HEADER + 'SEC("raw_tp/sys_enter")\nint f(void *ctx) { return 1; }\n' + LICENSE
+    obj = core_compile.compile_cell(src, cache=cache)
+    assert obj.path.stat().st_size < 100_000  # DWARF stripped (vmlinux.h makes it ~600 KB)
+    assert object_btf(obj).find("f", "func") is not None  # BTF kept
+    for i in range(4):
+        (tmp_path / f"{i}.o").write_bytes(b"x")
+        os.utime(tmp_path / f"{i}.o", (i, i))
+    core_compile.prune(tmp_path, keep=2)
+    assert sorted(p.name for p in tmp_path.glob("*.o")) == ["2.o", "3.o"]

@@ -10,6 +10,7 @@ layouts can become DataFrame columns.
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
 import re
 import shutil
@@ -26,7 +27,8 @@ from ebpf_nb.errors import CompileError, HostError
 
 CELL_FILE = "cell.c"
 TYPES_SECTION = ".ebpf_nb.types"
-LIBBPF_INCLUDE = Path("/usr/include")  # holds bpf/bpf_helpers.h etc. (libbpf-dev)
+LIBBPF_INCLUDE = Path("/usr/include")
+MAX_CACHED_OBJECTS = 500  # holds bpf/bpf_helpers.h etc. (libbpf-dev)
 
 _TARGET_ARCH = {"x86_64": "x86", "i686": "x86", "aarch64": "arm64", "arm64": "arm64",
                 "armv7l": "arm", "s390x": "s390", "ppc64le": "powerpc", "ppc64": "powerpc",
@@ -90,6 +92,7 @@ def compile_cell(source: str, *, defines: Mapping[str, str | None] = {},
     key = _object_key(source, flags, clang)
     obj = root / "objects" / f"{key}.o"
     if obj.exists():
+        os.utime(obj)  # most recently used: pruned last
         return CompiledObject(obj, source, flags, cached=True)
     with tempfile.TemporaryDirectory(prefix="ebpf_nb-") as tmp:
         (Path(tmp) / CELL_FILE).write_text(source_to_compile(source))
@@ -97,10 +100,27 @@ def compile_cell(source: str, *, defines: Mapping[str, str | None] = {},
                               capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise compile_error(done.stderr, source)
+        _strip_dwarf(Path(tmp) / "cell.o")
         data = (Path(tmp) / "cell.o").read_bytes()
     check_object(data)
     atomic_write(obj, data)
+    prune(obj.parent)
     return CompiledObject(obj, source, flags, cached=False)
+
+
+def _strip_dwarf(path: Path) -> None:
+    """Drop DWARF (``llvm-strip -g``): BTF and line info stay, the object shrinks ~20x."""
+    strip = shutil.which("llvm-strip") or next(
+        (s for v in range(20, 10, -1) if (s := shutil.which(f"llvm-strip-{v}"))), None)
+    if strip:
+        subprocess.run([strip, "-g", str(path)], capture_output=True, check=False)
+
+
+def prune(objects: Path, keep: int = MAX_CACHED_OBJECTS) -> None:
+    """Keep only the ``keep`` most recently used objects."""
+    entries = sorted(objects.glob("*.o"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in entries[keep:]:
+        old.unlink(missing_ok=True)
 
 
 def compile_error(stderr: str, source: str) -> CompileError:
