@@ -521,3 +521,30 @@ int f(void *ctx)
                            "R0 invalid mem access 'map_value_or_null'")
     assert "against NULL" in err.hint
     assert err.program == "f"
+
+
+def test_tp_btf_program_reads_typed_arguments(programs):
+    src = HEADER + """
+const volatile int parent = 0;
+struct exec_t { u32 pid; char file[32]; };
+struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 4096); } execs SEC(".maps");
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
+{
+    if (task->real_parent->tgid != parent)   /* BTF-typed pointers: plain C access */
+        return 0;
+    struct exec_t *e = bpf_ringbuf_reserve(&execs, sizeof(*e), 0);
+    if (!e)
+        return 0;
+    e->pid = task->tgid;
+    bpf_probe_read_kernel_str(e->file, sizeof(e->file), bprm->filename);
+    bpf_ringbuf_submit(e, 0);
+    return 0;
+}
+""" + LICENSE
+    p = CoreProgram(src, "typed", globals={"parent": os.getpid()})
+    programs.append(p)
+    assert p.attachments[0].probe == "tp_btf/sched_process_exec"
+    df = p.events("execs", count=1, trigger=run_child)
+    assert list(df["file"]) == ["/bin/true"]
