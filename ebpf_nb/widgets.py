@@ -21,6 +21,7 @@ ipywidgets' control comm -> widgets; else the request being executed allows stdi
 from __future__ import annotations
 
 import html
+import importlib
 import io
 import os
 import threading
@@ -88,15 +89,27 @@ def close_watchers(program: object | None = None) -> int:
     return len(closing)
 
 
+_render_lock = threading.Lock()
+
+
+def _import_matplotlib() -> None:
+    """Import what ``_png`` needs in the calling (main) thread: a first import of matplotlib
+    inside a view's thread would race the notebook's own ``%matplotlib`` import."""
+    importlib.import_module("matplotlib.figure")
+    importlib.import_module("matplotlib.backends.backend_agg")
+
+
 def _png(draw: Callable[[Any], None], size: tuple[float, float] = (5.0, 3.0)) -> bytes:
+    """Draw on a bare Agg figure (no pyplot state) and return the PNG bytes."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=size, dpi=80, layout="tight")
-    FigureCanvasAgg(figure)
-    draw(figure.subplots())
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
+    with _render_lock:  # views share matplotlib's caches: one drawing at a time
+        figure = Figure(figsize=size, dpi=80, layout="tight")
+        FigureCanvasAgg(figure)
+        draw(figure.subplots())
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
     return buffer.getvalue()
 
 
@@ -129,6 +142,7 @@ class _Watcher:
         self._every = float(every)
         self.box: Any = None  # the ipywidgets VBox; none in text mode
         if not self.text_mode:
+            _import_matplotlib()
             self._build_widgets(every)
         _live.add(self)
         if self.text_mode:
