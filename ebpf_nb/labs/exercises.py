@@ -45,6 +45,10 @@ def _count_column(frame: pd.DataFrame, exclude: tuple[str, ...] = ("key",)) -> s
     return numeric[-1]
 
 
+def _total(frame: pd.DataFrame) -> int:
+    return int(frame[_count_column(frame)].sum()) if len(frame) else 0
+
+
 def _getppid_loop(times: int) -> str:
     return python_command(f"import os\nfor _ in range({times}): os.getppid()")
 
@@ -229,11 +233,11 @@ def _openat_events(program: Any) -> str:
 @exercise("03.drops", program="tiny", title="a one-page ring buffer that drops events")
 def _drops(program: Any) -> str:
     program = need_program(program, "tiny")
-    calls = 500
-    run(_getppid_loop(calls))  # nobody reads meanwhile: the ring fills up
-    events = program.events("events", seconds=1)
+    calls = 20000  # far faster than any reader: the one-page ring must overflow
+    before = _table(program, "dropped")
+    events = program.events("events", seconds=2, trigger=_getppid_loop(calls))
     dropped_table = _table(program, "dropped")
-    dropped = int(dropped_table[_count_column(dropped_table)].sum()) if len(dropped_table) else 0
+    dropped = _total(dropped_table) - _total(before)
     if len(events) == 0 and dropped == 0:
         raise NotDone("no event and no drop: reserve an event on every getppid, submit it, and "
                       "count in dropped when the reservation fails")
