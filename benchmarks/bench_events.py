@@ -110,6 +110,9 @@ def _bcc(source: str, total: int, *, ring: bool, flow_control: bool,
         if positions:
             positions.close()
         submitted, failed = read_stats(stats_fd)
+        if not ring:  # close BCC's perf buffers while the map is still open
+            for key in list(table._open_key_fds):
+                del table[key]
         return _outcome(len(df), submitted, failed, elapsed, None if ring else lost[0],
                         ordered=bool(np.all(np.diff(df["seq"].to_numpy().astype(np.int64)) > 0))
                         if flow_control else None)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from dataclasses import asdict, dataclass, field
@@ -65,6 +66,8 @@ def write_json(results: list[Result], path: Path, *, quick: bool) -> None:
         "kernel": platform.release(),
         "machine": platform.machine(),
         "quick": quick,
+        "cpus": os.cpu_count(),
+        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
         "results": [dict(asdict(r), ratio=r.ratio) for r in results],
     }
     path.write_text(json.dumps(doc, indent=2, default=float) + "\n")

@@ -102,7 +102,7 @@ def producer(prog_fd: int, total: int, *, rate: float | None = None,
         start = time.perf_counter()
         while sent < total and not (stop is not None and stop.is_set()):
             if room is not None and not room():
-                time.sleep(0)  # yield the GIL to the consumer
+                time.sleep(0.0002)  # let the consumer catch up (pacing, not synchronisation)
                 continue
             if rate is not None:
                 ahead = sent / rate - (time.perf_counter() - start)
