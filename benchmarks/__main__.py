@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[bench] {name} ...", file=sys.stderr, flush=True)
         try:
             results.extend(_suite(name)(quick=args.quick))
-        except Exception:  # one broken suite must not hide the others
+        except Exception:  # noqa: BLE001 - one broken suite must not hide the others
             failed = True
             traceback.print_exc()
             results.append(Result(f"{name}: FAILED (see the traceback above)", "", None, None,

@@ -14,7 +14,6 @@ Two ways of offering load:
 """
 from __future__ import annotations
 
-
 import threading
 import time
 
@@ -44,7 +43,7 @@ def _ours(source: str, total: int, *, flow_control: bool) -> dict:
         if flow_control:
             positions = RingPositions(layout.fd)
             half = positions.size // 2
-            room = lambda: positions.used() < half  # noqa: E731
+            room = lambda: positions.used() < half
         run = producer(fn.fd, total, room=room)
         t0 = time.perf_counter()
         df = prog.events("events", count=total, trigger=run)
@@ -84,7 +83,7 @@ def _bcc(source: str, total: int, *, ring: bool, flow_control: bool,
             if flow_control:
                 positions = RingPositions(table.map_fd)
                 half = positions.size // 2
-                room = lambda: positions.used() < half  # noqa: E731
+                room = lambda: positions.used() < half
         else:
             table.open_perf_buffer(on_event, page_cnt=PERF_PAGES, wakeup_events=wakeup_events,
                                    lost_cb=lambda n: lost.__setitem__(0, lost[0] + n))

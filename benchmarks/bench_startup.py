@@ -67,7 +67,7 @@ def _core_rerun(quick: bool) -> list[Result]:
         return []
     try:
         out = core_cache.run(reruns=3 if quick else 5)
-    except Exception as err:  # report, do not hide the rest of the benchmarks
+    except Exception as err:  # noqa: BLE001 - report, do not hide the rest of the benchmarks
         return [Result("CO-RE cell re-run (unchanged) vs first run", "ms", None, None,
                        goal="skips the compile", met=False, extra={"error": str(err)[:80]})]
     rerun, first = out["rerun_unchanged_s"], out["first_run_vmlinux_cached_s"]

@@ -40,7 +40,7 @@ class RssSampler:
         while not self._stop.wait(self.every):
             self.peak = max(self.peak, self.now())
 
-    def __enter__(self) -> RssSampler:
+    def __enter__(self) -> RssSampler:  # noqa: PYI034
         self._thread.start()
         return self
 

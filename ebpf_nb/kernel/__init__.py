@@ -14,6 +14,17 @@ from .ringbuf import RingBufferReader
 from .testrun import test_run
 
 __all__ = [
-    "MapInfo", "RawMap", "read_map", "map_info", "to_structured", "lookup", "update", "delete",
-    "RingBufferReader", "PerfBufferReader", "possible_cpus", "online_cpus", "test_run",
+    "MapInfo",
+    "PerfBufferReader",
+    "RawMap",
+    "RingBufferReader",
+    "delete",
+    "lookup",
+    "map_info",
+    "online_cpus",
+    "possible_cpus",
+    "read_map",
+    "test_run",
+    "to_structured",
+    "update",
 ]

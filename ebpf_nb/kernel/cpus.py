@@ -1,7 +1,7 @@
 """CPU lists from sysfs: per-CPU map values are sized by *possible* CPUs, perf rings by *online*."""
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 CPU_ROOT = Path("/sys/devices/system/cpu")
@@ -18,7 +18,7 @@ def parse_cpu_list(text: str) -> list[int]:
     return cpus
 
 
-@lru_cache(maxsize=None)
+@cache
 def possible_cpus(root: Path = CPU_ROOT) -> list[int]:
     """CPUs the kernel sizes per-CPU maps for (``/sys/devices/system/cpu/possible``)."""
     return parse_cpu_list((root / "possible").read_text())

@@ -9,7 +9,7 @@ import ctypes as ct
 import ctypes.util
 import errno as _errno
 import os
-from functools import lru_cache
+from functools import cache
 
 ENOTSUPP = 524  # kernel-internal "operation not supported", leaks out of bpf() for batch ops
 
@@ -58,7 +58,7 @@ _PROTOTYPES = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def lib() -> ct.CDLL:
     """libbpf, loaded once (``libbpf.so.1`` from the distribution's libbpf1 package)."""
     name = ctypes.util.find_library("bpf") or "libbpf.so.1"

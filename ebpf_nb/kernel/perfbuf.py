@@ -16,6 +16,7 @@ Equal-sized samples, the common case, are checked and copied out with numpy in o
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes as ct
 import errno
 import fcntl
@@ -274,17 +275,15 @@ class PerfBufferReader:
             os.close(self._map_fd)
             self._map_fd = -1
 
-    def __enter__(self) -> PerfBufferReader:
+    def __enter__(self) -> PerfBufferReader:  # noqa: PYI034
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
     def __del__(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # half-built or interpreter shutting down
             self.close()
-        except Exception:
-            pass
 
 
 def _pad(record: bytes, size: int) -> np.ndarray:

@@ -19,6 +19,7 @@ It can read a ring buffer created by BCC's ``BPF_RINGBUF_OUTPUT`` as long as BCC
 """
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import select
@@ -157,17 +158,15 @@ class RingBufferReader:
     def fileno(self) -> int:
         return self._fd
 
-    def __enter__(self) -> RingBufferReader:
+    def __enter__(self) -> RingBufferReader:  # noqa: PYI034
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
     def __del__(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # half-built or interpreter shutting down
             self.close()
-        except Exception:
-            pass
 
 
 def _pad(record: bytes, size: int) -> np.ndarray:
