@@ -18,6 +18,7 @@ from . import diagnostics, host
 from .capture import capture_stderr
 from .errors import AttachError, CompileError, EbpfNbError, HostError, UsageError, VerifierError
 from .probes import ProbeSpec, parse_probe, probe_from_convention
+from .kernel.maps import prog_id_of_fd as prog_id
 from .program import (PERF_EVENT_ARRAY, PROG_ARRAY, RINGBUF, Attachment, MapLayout, Program)
 
 try:  # BCC comes from the distribution (python3-bpfcc), not from PyPI
@@ -346,16 +347,6 @@ class BpfProgram(Program):
         atexit.unregister(bpf.cleanup)  # BCC keeps every BPF object alive for atexit otherwise
         self._bpf = None
         self._layouts = None
-
-
-def prog_id(fd: int) -> int:
-    """The kernel's id of the program behind ``fd`` (``struct bpf_prog_info`` starts type, id)."""
-    from .kernel.libbpf import check, lib
-    info = (ctypes.c_uint32 * 64)()
-    size = ctypes.c_uint32(ctypes.sizeof(info))
-    check(lib().bpf_obj_get_info_by_fd(fd, ctypes.byref(info), ctypes.byref(size)),
-          "BPF_OBJ_GET_INFO_BY_FD")
-    return int(info[1])
 
 
 def _dtype(ctype) -> np.dtype | None:

@@ -37,9 +37,11 @@ def collect_events(layout, dtype: np.dtype, *, seconds: float | None, count: int
     if is_ring:  # like a perf buffer, show only what happens while reading
         reader.read_array(size, timeout=0.0)
 
+    received = 0
+
     def poll(timeout: float) -> int:
-        nonlocal lost
-        left = None if count is None else max(count - sum(len(c) for c in chunks), 0)
+        nonlocal lost, received
+        left = None if count is None else max(count - received, 0)
         if left == 0:
             return 0
         if is_ring:
@@ -48,6 +50,7 @@ def collect_events(layout, dtype: np.dtype, *, seconds: float | None, count: int
         else:
             rows, cpu, dropped = reader.read_array(size, timeout=timeout, max_records=left)
             lost += dropped
+        received += len(rows)
         if len(rows):
             chunks.append(rows)
             stamps.append(np.full(len(rows), time.time() - t0))
