@@ -1,6 +1,7 @@
 """End to end in a real browser: JupyterLab runs a notebook that loads an eBPF program counting
 ``openat`` per command, shows a live table and a chart of its map, and the table's numbers change
-while the test watches (the test opens files meanwhile, so they must).
+while the test watches (the test opens files meanwhile, so they must); a plot renders as an image,
+a 3-second event read shows its progress widget, and the kernel's end unloads the program.
 
 Screenshots and the server and browser logs go to ``test-artifacts/``.
 """
@@ -40,6 +41,10 @@ STATUS_JS = """() => [...document.querySelectorAll('.widget-html')]
   .map(e => e.innerText).filter(t => t.includes('refreshes')).join(' | ')"""
 
 
+PROGRESS_DONE_JS = """() => [...document.querySelectorAll('.widget-html')]
+  .map(e => e.innerText).find(t => t.startsWith('opens.events:') && t.includes('done')) || null"""
+
+
 def open_files_until(stop: threading.Event) -> None:
     """Keep the probe firing: every open() here is an openat the program counts."""
     while not stop.wait(0.01):
@@ -76,11 +81,14 @@ def test_live_table_and_plot_render_and_the_numbers_change(lab_server, page, art
         first_chart = page.locator("img.widget-image").get_attribute("src")
         page.screenshot(path=str(artifacts / "e2e-watch-first.png"), full_page=True)
         assert first, "the live table has no rows"
-        assert all(len(row) == 2 and row[1].isdigit() for row in first), first
+        assert all(len(row) == 3 and row[2].isdigit() for row in first), first
 
         page.wait_for_function(f"(first) => JSON.stringify(({TABLE_JS})()) !== first",
                                arg=json.dumps(first, separators=(",", ":")), timeout=20_000)
         later = page.evaluate(TABLE_JS)
+        # the thread goes on: the status line counts at least three refreshes
+        page.wait_for_function(f"() => Number((({STATUS_JS})().match(/(\\d+) refreshes/)"
+                               "|| [0, 0])[1]) >= 3", timeout=20_000)
         ours = loaded_program_ids(PROGRAM_NAME) - loaded_before
         page.wait_for_function("(src) => document.querySelector('img.widget-image').src !== src",
                                arg=first_chart, timeout=20_000)
@@ -90,6 +98,10 @@ def test_live_table_and_plot_render_and_the_numbers_change(lab_server, page, art
         page.locator(".jp-RenderedImage img").first.screenshot(
             path=str(artifacts / "e2e-plot.png"))
         watched = time.monotonic() - started
+        # the last cell reads events for 3 s: its progress widget ends with the rows it received
+        progress = page.wait_for_function(PROGRESS_DONE_JS, timeout=60_000).json_value()
+        page.locator(".widget-hbox", has_text="opens.events:").last.screenshot(
+            path=str(artifacts / "e2e-progress.png"))
     finally:
         stop.set()
         opener.join(timeout=5)
@@ -101,6 +113,8 @@ def test_live_table_and_plot_render_and_the_numbers_change(lab_server, page, art
     assert "failed" not in status, status
     assert page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']") \
         .count() == 0, "a cell wrote to stderr"
+    rows = int(progress.split(" rows")[0].rsplit(" ", 1)[-1].replace(",", ""))
+    assert rows > 0 and " 0 lost" in progress, progress
     assert ours, f"no {PROGRAM_NAME} program appeared in bpftool while the notebook ran"
     lab_server.shutdown_kernels()  # the kernel's exit must unload the program
     deadline = time.monotonic() + 15
