@@ -304,3 +304,33 @@ def test_views_of_a_real_program_refresh_in_their_threads():
         opener.join(timeout=5)
         widgets.close_watchers(program)
         program.detach()
+
+
+def test_under_nbclient_views_and_progress_degrade_to_text():
+    """A kernel with no frontend (nbclient, as CI runs the tutorials): a printed snapshot, no
+    widget, no thread, no progress widget."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    fake = (
+        "import pandas as pd\n"
+        "class P:\n"
+        "    attached = True\n"
+        "    def table(self, name):\n"
+        "        return pd.DataFrame({'comm': ['cat', 'ls'], 'value': [3, 9]})\n"
+    )
+    show_view = "from ebpf_nb import widgets, progress\nview = widgets.watch(P(), 'counts')\nview"
+    report = (
+        "import threading\n"
+        "print(widgets.has_widget_frontend(), view.text_mode,\n"
+        "      [t.name for t in threading.enumerate() if t.name.startswith('ebpf_nb-')],\n"
+        "      type(progress.make_progress('x', seconds=5, count=None)).__name__)"
+    )
+    cells = [fake, show_view, report]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    NotebookClient(nb, timeout=60, kernel_name="python3").execute()
+    (view_output,) = nb.cells[1].outputs
+    assert set(view_output["data"]) == {"text/plain"}
+    assert view_output["data"]["text/plain"].splitlines()[1:] == ["comm  value", "  ls      9",
+                                                                  " cat      3"]
+    assert nb.cells[2].outputs[0]["text"] == "False True [] NullProgress\n"
