@@ -134,7 +134,7 @@ def plot_linear_hist(
     Slots missing from the frame are drawn as empty; with ``trim`` the empty slots before the
     first and after the last non-empty one are left out.
     """
-    value = value or _value_column(df)
+    value = value or value_column(df)
     _require(df, (key, value), "plot_linear_hist")
     ax = ax if ax is not None else _new_axes()
     if title:
@@ -153,7 +153,9 @@ def plot_linear_hist(
     return ax
 
 
-def _value_column(df: pd.DataFrame) -> str:
+def value_column(df: pd.DataFrame) -> str:
+    """The column a map's numbers are in: ``value``, ``total`` (per-CPU), ``count``, or the last
+    numeric one."""
     for name in _VALUE_COLUMNS:
         if name in df.columns:
             return name
@@ -164,7 +166,8 @@ def _value_column(df: pd.DataFrame) -> str:
 
 
 def _key_columns(df: pd.DataFrame, value: str) -> list[str]:
-    per_cpu = {c for c in df.columns if isinstance(c, str) and c.startswith("cpu") and c[3:].isdigit()}
+    per_cpu = {c for c in df.columns
+               if isinstance(c, str) and c.startswith("cpu") and c[3:].isdigit()}
     return [c for c in df.columns if c != value and c not in _VALUE_COLUMNS and c not in per_cpu]
 
 
@@ -195,8 +198,11 @@ def plot_counts(
     ``key`` names the label column(s) (default: every column but the value and per-CPU ones);
     ``value`` the number to rank by (default ``value``, then ``total`` for per-CPU maps).
     """
-    value = value or _value_column(df)
-    keys = [key] if isinstance(key, str) else list(key) if key is not None else _key_columns(df, value)
+    value = value or value_column(df)
+    if key is None:
+        keys = _key_columns(df, value)
+    else:
+        keys = [key] if isinstance(key, str) else list(key)
     _require(df, [*keys, value], "plot_counts")
     ax = ax if ax is not None else _new_axes()
     if title:

@@ -74,7 +74,8 @@ class _Throttled:
     def update(self, rows: int, lost: int = 0) -> None:
         self.rows, self.lost = rows, lost
         now = self._clock()
-        if self.closed or now - self._started < self._delay or now - self._last_draw < self._interval:
+        too_soon = now - self._started < self._delay or now - self._last_draw < self._interval
+        if self.closed or too_soon:
             return
         self._last_draw = now
         self.draws += 1

@@ -237,7 +237,7 @@ class _Watcher:
             return "stopped"
         if not getattr(self.program, "attached", True):
             return "program detached"
-        if self.box is not None and self.box.comm is None:  # closed from elsewhere, e.g. Widget.close_all()
+        if self.box is not None and self.box.comm is None:  # closed elsewhere (Widget.close_all)
             return "view closed"
         return None
 
@@ -320,11 +320,11 @@ def top_rows(df: pd.DataFrame, top: int) -> pd.DataFrame:
         labels = [plots.bucket_label(lo, hi) for lo, hi in zip(shown["low"], shown["high"])]
         return pd.DataFrame({"bucket": labels, "count": shown["count"].to_numpy()})
     if kind == "linear_histogram":
-        value = plots._value_column(df)
+        value = plots.value_column(df)
         return df[df[value] != 0]
     if df.empty:
         return df
-    value = plots._value_column(df)
+    value = plots.value_column(df)
     return df.sort_values(value, ascending=False, kind="stable").head(top)
 
 

@@ -58,7 +58,8 @@ def test_line_shows_elapsed_rows_and_drops_and_ends_with_a_newline():
     clock.now += 1.0
     p.close()
     final = out.getvalue().split("\r")[-1]
-    assert final.startswith("events(ev): 4.2 s · 1,204 rows · 7 lost · done") and final.endswith("\n")
+    assert final.startswith("events(ev): 4.2 s · 1,204 rows · 7 lost · done")
+    assert final.endswith("\n")
     p.update(rows=5000)  # after close: ignored
     assert out.getvalue().count("\r") == 2
 

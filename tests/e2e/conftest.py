@@ -98,7 +98,7 @@ def lab_server(tmp_path_factory) -> Iterator[LabServer]:
     for notebook in HERE.glob("*.ipynb"):
         shutil.copy(notebook, root / notebook.name)
     home = root / ".home"
-    news = home / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    news = home / "settings/@jupyterlab/apputils-extension/notification.jupyterlab-settings"
     news.parent.mkdir(parents=True)
     news.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
     env = dict(os.environ,

@@ -17,7 +17,7 @@ import pytest
 pytestmark = pytest.mark.kernel
 
 NOTEBOOK = "watch_openat.ipynb"
-PROGRAM_NAME = "tracepoint__syscalls__sys_enter_openat"  # what BCC names TRACEPOINT_PROBE's function
+PROGRAM_NAME = "tracepoint__syscalls__sys_enter_openat"  # BCC's name for TRACEPOINT_PROBE's
 KERNEL_IDLE_JS = """() => {
   const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget;
   const kernel = panel && panel.sessionContext && panel.sessionContext.session
