@@ -213,10 +213,10 @@ def plot_counts(
     labels = _labels(frame, keys)
     positions = np.arange(len(frame))[::-1]  # the largest value at the top
     ax.barh(positions, frame[value].to_numpy(), height=0.8, color=_BAR_COLOR)
-    ax.set_yticks(positions, labels)
+    ax.set_yticks(positions, labels, parse_math=False)  # a command named "$x$" stays text
     ax.set_xlabel(value)
     if keys:
-        ax.set_ylabel(" / ".join(keys))
+        ax.set_ylabel(" / ".join(keys), parse_math=False)
     return ax
 
 
@@ -265,7 +265,7 @@ def plot_event_timeline(
         names = df[y].map(_cell_text)
         rows = {name: i for i, name in enumerate(sorted(names.unique()))}
         ax.plot(seconds, names.map(rows).to_numpy(), "|", markersize=12, color=_BAR_COLOR)
-        ax.set_yticks(list(rows.values()), list(rows.keys()))
+        ax.set_yticks(list(rows.values()), list(rows.keys()), parse_math=False)
         ax.set_ylabel(y)
     ax.set_xlabel("seconds since first event")
     return ax

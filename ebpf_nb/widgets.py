@@ -134,6 +134,7 @@ class _Watcher:
         self.refreshes = 0
         self.failures = 0
         self.last_error: str | None = None
+        self.chart_error: str | None = None
         self.stopped_because: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -272,6 +273,15 @@ class _Watcher:
     def _read_and_show(self) -> None:
         raise NotImplementedError
 
+    def _show_chart(self, draw: Callable[[Any], None]) -> None:
+        """Redraw the chart; a chart that cannot be drawn is noted and leaves the table live."""
+        try:
+            self.chart.value = _png(draw)
+        except Exception as err:  # noqa: BLE001 - the table is still worth showing
+            self.chart_error = f"{type(err).__name__}: {err}"
+        else:
+            self.chart_error = None
+
     def _summary(self) -> str:
         return ""
 
@@ -283,6 +293,8 @@ class _Watcher:
             parts.append(f"{self.failures} failed reads")
         if self.last_error:
             parts.append(f"last read failed: {self.last_error}")
+        if self.chart_error:
+            parts.append(f"chart failed: {self.chart_error}")
         if self.stopped_because:
             parts.append(self.stopped_because)
         elif self.running:
@@ -293,7 +305,7 @@ class _Watcher:
         if self.box is None:
             return
         stamp = time.strftime("%H:%M:%S")
-        colour = "firebrick" if self.last_error else "gray"
+        colour = "firebrick" if self.last_error or self.chart_error else "gray"
         self.status.value = (f"<span style='color:{colour}'>{stamp} · "
                              f"{html.escape(self.status_text())}</span>")
 
@@ -352,7 +364,7 @@ class MapWatcher(_Watcher):
         kw = dict(self.plot_kw)
         if plots.frame_kind(frame) == "counts" and "kind" not in kw:
             kw.setdefault("top", self.top)
-        self.chart.value = _png(lambda ax: plots.plot_frame(frame, ax=ax, **kw))
+        self._show_chart(lambda ax: plots.plot_frame(frame, ax=ax, **kw))
 
     def _summary(self) -> str:
         return "" if self.frame is None else f"{len(self.frame)} entries"
@@ -401,7 +413,7 @@ class EventWatcher(_Watcher):
             return
         self.table.value = _table_html(self.latest)
         rates = list(self.rates)
-        self.chart.value = _png(lambda ax: _draw_rates(ax, rates, seconds, self.lost))
+        self._show_chart(lambda ax: _draw_rates(ax, rates, seconds, self.lost))
 
     def _summary(self) -> str:
         return f"{self.rate:.1f} events/s · {self.total_rows} events · {self.lost} lost"

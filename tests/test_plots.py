@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ebpf_nb import plots
@@ -113,6 +114,13 @@ def test_counts_with_explicit_key_and_bytes_labels():
     df = pd.DataFrame({"comm": [b"cat\0\0", b"ls\0"], "pid": [7, 8], "value": [1, 2]})
     ax = plots.plot_counts(df, key="comm", ax=fresh_ax())
     assert y_labels_top_first(ax) == ["ls", "cat"]
+
+
+def test_labels_from_data_are_not_parsed_as_math():
+    df = pd.DataFrame({"comm": ["$\\nosuchsymbol$", "a_b$c"], "value": [2, 1]})
+    ax = plots.plot_counts(df, ax=fresh_ax())
+    FigureCanvasAgg(ax.figure).draw()  # mathtext would raise on the unknown symbol here
+    assert y_labels_top_first(ax) == ["$\\nosuchsymbol$", "a_b$c"]
 
 
 def events_frame(seconds: list[float], *, as_timestamps: bool) -> pd.DataFrame:

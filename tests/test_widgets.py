@@ -146,6 +146,15 @@ def test_failed_read_is_noted_and_the_view_recovers():
     view.close()
 
 
+def test_a_chart_that_cannot_be_drawn_leaves_the_table_live():
+    view = widgets.MapWatcher(FakeProgram(), "counts", text=False, start=False, kind="pie")
+    assert view.refresh() is True  # the read worked
+    assert read_table(view.table.value)["comm"][0] == "cat"
+    assert view.chart_error and "unknown plot kind" in view.chart_error
+    assert "chart failed" in view.status.value and view.failures == 0
+    view.close()
+
+
 def test_thread_refreshes_then_stops_when_the_program_is_detached():
     program = FakeProgram()
     view = widgets.watch(program, "counts", every=0.1, text=False)
