@@ -6,6 +6,7 @@ import struct
 import numpy as np
 
 from ebpf_nb.kernel.perfbuf import PERF_RECORD_LOST, PERF_RECORD_SAMPLE, PerfBufferReader
+from ebpf_nb.kernel.records import group_rows
 
 
 def sample(payload: bytes, misc: int = 0) -> bytes:
@@ -27,6 +28,8 @@ def parser() -> PerfBufferReader:
 def split(buf: bytes, record_size: int | None = None, limit: int = -1):
     reader = parser()
     parts, used = reader._parse(np.frombuffer(buf, dtype=np.uint8), record_size, limit)
+    if record_size is not None:
+        return [r.tobytes() for m in group_rows(parts, record_size) for r in m], used, reader
     rows: list[bytes] = []
     for part in parts:
         rows.extend([part] if isinstance(part, bytes) else [r.tobytes() for r in part])
@@ -58,6 +61,14 @@ def test_limit_stops_mid_block_and_reports_bytes_used():
     buf = b"".join(sample(bytes([i]) * 64) for i in range(10))
     rows, used, reader = split(buf, 64, limit=4)
     assert len(rows) == 4 and used == 4 * 80 and reader.received == 4
+
+
+def test_group_rows_keeps_order_between_blocks_and_singles():
+    block = np.full((2, 4), 7, dtype=np.uint8)
+    rows = group_rows([b"ab", block, b"abcdef"], 4)
+    assert [r.tobytes() for m in rows for r in m] == [b"ab\0\0", bytes([7] * 4),
+                                                       bytes([7] * 4), b"abcd"]
+    assert all(m.flags.writeable for m in rows)
 
 
 def test_truncated_tail_is_left_for_later():

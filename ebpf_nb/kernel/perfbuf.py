@@ -30,6 +30,7 @@ import numpy as np
 
 from .cpus import online_cpus
 from .maps import delete, map_info, update
+from .records import BULK_MIN, group_rows
 
 PERF_TYPE_SOFTWARE = 1
 PERF_COUNT_SW_BPF_OUTPUT = 10
@@ -195,8 +196,7 @@ class PerfBufferReader:
         left = -1 if max_records is None else max_records
         if left != 0 and self.wait(timeout):
             for ring in self._rings:
-                for part in self._drain(ring, record_size, left):
-                    rows = part if not isinstance(part, bytes) else _pad(part, record_size)
+                for rows in group_rows(self._drain(ring, record_size, left), record_size):
                     chunks.append(rows)
                     cpus.append(np.full(len(rows), ring.cpu, dtype=np.int32))
                     if left > 0:
@@ -231,7 +231,7 @@ class PerfBufferReader:
                 if limit > 0:
                     n_max = min(n_max, limit)
                 width = raw if record_size is None else record_size
-                if n_max > 1:
+                if n_max >= BULK_MIN:
                     block = buf[pos:pos + n_max * size].reshape(n_max, size)
                     heads = np.ascontiguousarray(block[:, :8]).view(np.uint64).ravel()
                     heads &= _TYPE_AND_SIZE  # ignore misc (cpumode bits may differ)
@@ -284,10 +284,3 @@ class PerfBufferReader:
     def __del__(self) -> None:
         with contextlib.suppress(Exception):  # half-built or interpreter shutting down
             self.close()
-
-
-def _pad(record: bytes, size: int) -> np.ndarray:
-    row = np.zeros((1, size), dtype=np.uint8)
-    cut = record[:size]
-    row[0, :len(cut)] = np.frombuffer(cut, dtype=np.uint8)
-    return row

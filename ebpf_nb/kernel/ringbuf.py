@@ -28,6 +28,7 @@ import struct
 import numpy as np
 
 from .maps import map_info
+from .records import BULK_MIN, group_rows
 
 BUSY = 1 << 31
 DISCARD = 1 << 30
@@ -94,8 +95,7 @@ class RingBufferReader:
         ones zero-padded), waiting up to ``timeout`` seconds if none are there yet."""
         if not self.wait(timeout):
             return np.empty((0, record_size), dtype=np.uint8)
-        chunks = [c if not isinstance(c, bytes) else _pad(c, record_size)
-                  for c in self._consume(record_size, max_records)]
+        chunks = group_rows(self._consume(record_size, max_records), record_size)
         if not chunks:
             return np.empty((0, record_size), dtype=np.uint8)
         return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
@@ -122,7 +122,7 @@ class RingBufferReader:
             n_max = (prod - cons) // stride
             if left > 0:
                 n_max = min(n_max, left)
-            if n_max > 1:
+            if n_max >= BULK_MIN:
                 block = data[start:start + n_max * stride].reshape(n_max, stride)
                 heads = np.ascontiguousarray(block[:, :4]).view(np.uint32).ravel()
                 bad = np.flatnonzero(heads != word)
@@ -167,13 +167,6 @@ class RingBufferReader:
     def __del__(self) -> None:
         with contextlib.suppress(Exception):  # half-built or interpreter shutting down
             self.close()
-
-
-def _pad(record: bytes, size: int) -> np.ndarray:
-    row = np.zeros((1, size), dtype=np.uint8)
-    cut = record[:size]
-    row[0, :len(cut)] = np.frombuffer(cut, dtype=np.uint8)
-    return row
 
 
 class RingPositions:
