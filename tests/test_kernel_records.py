@@ -75,3 +75,16 @@ def test_truncated_tail_is_left_for_later():
     buf = sample(b"q" * 64) + sample(b"r" * 64)[:30]
     rows, used, _ = split(buf, 64)
     assert [r[:64] for r in rows] == [b"q" * 64] and used == 80
+
+
+def test_cstrings_equal_the_row_by_row_decoding():
+    from ebpf_nb.kernel.records import cstrings
+    names = [b"bash", b"python3", b"", b"kworker/0:1-events", b"caf\xc3\xa9", b"x\0junk"]
+    rng = np.random.default_rng(7)
+    values = np.array(names, dtype="S16")[rng.integers(0, len(names), 5000)]
+    expected = [v.split(b"\0", 1)[0].decode("utf-8", "replace") for v in values.tolist()]
+    assert list(cstrings(values)) == expected
+    rows = values.view(np.uint8).reshape(len(values), 16)
+    assert list(cstrings(rows)) == expected
+    assert list(cstrings(np.array([b"abc"], dtype="S3"))) == ["abc"]  # width not a multiple of 8
+    assert cstrings(np.empty(0, dtype="S4")).shape == (0,)
