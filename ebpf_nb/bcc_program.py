@@ -88,7 +88,7 @@ class BpfProgram(Program):
     def _compile(self, source: str):
         with capture_stderr() as captured:
             try:
-                return _quiet_bpf_class()(text=source, cflags=self.cflags)
+                return _quiet_bpf_class()(text=source.encode(), cflags=self.cflags)
             except Exception as err:
                 failure = err
         raise self._compile_error(captured.text, failure) from None
@@ -214,7 +214,7 @@ class BpfProgram(Program):
         """``syscall:NAME`` -> a kprobe on the syscall function, or its entry tracepoint."""
         name = spec.target[0]
         if host.kprobes_available():
-            event = self._bpf.get_syscall_fnname(name).decode()
+            event = self._bpf.get_syscall_fnname(name.encode()).decode()
             return "kprobe", ProbeSpec("kprobe", (event,), spec.function), f"kprobe on {event}"
         if not BPF.tracepoint_exists("syscalls", f"sys_enter_{name}"):
             raise AttachError(f"there is no system call named {name!r} on this machine",
@@ -265,7 +265,7 @@ class BpfProgram(Program):
                     raise UsageError(f"index {i} is outside {prog_array!r} "
                                      f"(0..{layout.max_entries - 1})")
                 slots[i] = fn
-        table = self._bpf[prog_array]
+        table = self._bpf[prog_array.encode()]
         for fn in set(slots.values()):
             if fn not in self.functions:
                 raise UsageError(f"the cell defines no function {fn!r}",
@@ -306,7 +306,7 @@ class BpfProgram(Program):
         layouts = {}
         for i in range(bcc_lib.bpf_num_tables(module)):
             name = bcc_lib.bpf_table_name(module, i).decode()
-            table = self._bpf.get_table(name)
+            table = self._bpf.get_table(name.encode())
             map_type = bcc_lib.bpf_table_type_id(module, i)
             key_dtype = _dtype(getattr(table, "Key", None))
             # per-CPU tables: BCC's Leaf is an array of ncpus values; sLeaf is one value

@@ -59,13 +59,14 @@ def collect_events(layout, dtype: np.dtype, *, seconds: float | None, count: int
         return len(rows)
 
     progress = _progress(label, seconds, count)
+    outcome = None
     try:
         outcome = bounded_read(poll, seconds=seconds, count=count, trigger=trigger,
                                progress=(lambda n: progress.update(n, lost)) if progress else None)
     finally:
         reader.close()
         if progress:
-            progress.close()
+            progress.close(interrupted=bool(outcome and outcome.interrupted))
     rows = np.concatenate(chunks) if chunks else np.empty((0, size), dtype=np.uint8)
     records = kmaps.to_structured(rows, dtype) if len(rows) else np.empty(0, dtype=dtype)
     data = decode.columns(records, "value")
