@@ -251,6 +251,29 @@ def _drops(program: Any) -> str:
     return f"{len(events)} events fitted, {dropped} were dropped and counted"
 
 
+@exercise("03.compare", program="both", title="the same events through perf and ring buffers")
+def _compare(program: Any) -> str:
+    program = need_program(program, "both")
+    last_cpu = (os.cpu_count() or 1) - 1
+    burst = _getppid_loop(200)
+    on_two_cpus = f"taskset -c 0 {burst} & taskset -c {last_cpu} {burst}; wait"
+    perf = program.events("perf_events", seconds=SHORT_READ, trigger=on_two_cpus)
+    ring = program.events("ring_events", seconds=SHORT_READ, trigger=on_two_cpus)
+    if len(perf) == 0 and len(ring) == 0:
+        raise NotDone("no event in either buffer: submit each event to perf_events "
+                      "(perf_submit) and to ring_events (ringbuf_output)")
+    for name, frame in (("perf_events", perf), ("ring_events", ring)):
+        if len(frame) < 400:
+            raise Wrong(f"400 getppid calls ran but {name} received {len(frame)} events: "
+                        "submit every event to both buffers")
+    if "time_ns" not in ring or not ring.time_ns.is_monotonic_increasing:
+        raise Wrong("the ring buffer's events should carry time_ns = bpf_ktime_get_ns(), "
+                    "which come out in order")
+    cpus = sorted(set(perf.cpu)) if "cpu" in perf else []
+    return (f"perf: {len(perf)} events from CPUs {cpus}; ring: {len(ring)} events, "
+            "in time order")
+
+
 # --- 04 function calls ---------------------------------------------------------------------------
 
 @exercise("04.subprogram", program="calls", title="a real BPF-to-BPF call")
