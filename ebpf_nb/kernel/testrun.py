@@ -33,3 +33,6 @@ def test_run(prog_fd: int, args: tuple[int, ...] | list[int] = (), *, cpu: int |
         opts.cpu = cpu
     check(lib().bpf_prog_test_run_opts(prog_fd, ct.byref(opts)), "BPF_PROG_TEST_RUN")
     return opts.retval
+
+
+test_run.__test__ = False  # not a pytest test, even when imported into a test module
