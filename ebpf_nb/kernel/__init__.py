@@ -3,7 +3,8 @@
 Everything here works from a map or program file descriptor alone, so the BCC backend and the
 CO-RE (libbpf) backend share it: batched map reads (:mod:`.maps`), the ring buffer reader
 (:mod:`.ringbuf`), the perf buffer reader (:mod:`.perfbuf`), CPU lists (:mod:`.cpus`), fast
-``char[]`` decoding (:mod:`.records`) and ``BPF_PROG_TEST_RUN`` (:mod:`.testrun`) for generating events deterministically.
+``char[]`` decoding (:mod:`.records`) and ``BPF_PROG_TEST_RUN`` (:mod:`.testrun`) for
+generating events deterministically.
 """
 from __future__ import annotations
 
