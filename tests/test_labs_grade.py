@@ -58,3 +58,21 @@ def test_grades_a_class_with_a_hang_and_a_crash(tmp_path: Path, capsys) -> None:
 
 def test_grade_refuses_a_missing_folder(tmp_path: Path) -> None:
     assert main(["labs", "grade", str(tmp_path / "nope")]) == 2
+
+
+def test_a_raising_cell_and_an_unreadable_file_are_graded_not_fatal(tmp_path: Path) -> None:
+    nb = nbformat.v4.new_notebook(cells=[
+        new_code_cell('from ebpf_nb.labs import check\nraise ValueError("student bug")'),
+        new_code_cell('check("01.pid_comm")'),  # runs after the error: hello_pid never made
+    ])
+    nb.metadata["ebpf_nb"] = {"exercises": ["01.pid_comm", "01.openat"]}
+    nbformat.write(nb, tmp_path / "erin.ipynb")
+    (tmp_path / "frank.ipynb").write_text("this is not a notebook")
+
+    grades = main(["labs", "grade", str(tmp_path), "--timeout", "30"])
+    assert grades == 0
+    rows = pd.read_csv(tmp_path / "grades.csv").set_index(["student", "exercise"])
+    assert rows.loc[("erin", "01.pid_comm")].status == "not done"
+    assert "hello_pid" in rows.loc[("erin", "01.pid_comm")].feedback
+    assert rows.loc[("erin", "01.openat")].status == "not run"
+    assert rows.loc[("frank", "*")].status == "error" and rows.points.sum() == 0

@@ -5,7 +5,8 @@ exercise's cell. ``syscall_number("execve")`` gives this architecture's numbers.
 """
 from __future__ import annotations
 
-from .checks import CheckResult, check, run_check
+from .checks import CheckResult, NotDone, Wrong, check, exercise, run_check
 from .syscalls import syscall_number, syscall_numbers
 
-__all__ = ["CheckResult", "check", "run_check", "syscall_number", "syscall_numbers"]
+__all__ = ["CheckResult", "NotDone", "Wrong", "check", "exercise", "run_check",
+           "syscall_number", "syscall_numbers"]
