@@ -30,6 +30,10 @@ bench: setup
 labs: setup
 	$(PY) -m ebpf_nb.cli labs build
 
+## check-notebooks: fail when a student notebook is stale against its solution
+check-notebooks: setup
+	$(PY) -m ebpf_nb.cli labs build --check
+
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
 

@@ -300,7 +300,7 @@ def histogram_frame(raw: kmaps.RawMap, layout: MapLayout, *, log2: bool) -> pd.D
     for s, c in zip(slots.tolist(), counts.tolist()):
         totals[s] = totals.get(s, 0) + c
     nonzero = [s for s, c in totals.items() if c]
-    columns = ["low", "high", "count"] if log2 else ["bucket", "count"]
+    columns = ["low", "high", "count"] if log2 else ["key", "count"]
     if not nonzero:
         df = pd.DataFrame({c: pd.Series(dtype="int64") for c in columns})
     else:
@@ -310,6 +310,6 @@ def histogram_frame(raw: kmaps.RawMap, layout: MapLayout, *, log2: bool) -> pd.D
                                "high": [(1 << s) - 1 if s else 0 for s in buckets],
                                "count": [totals.get(s, 0) for s in buckets]})
         else:
-            df = pd.DataFrame({"bucket": list(buckets), "count": [totals.get(s, 0) for s in buckets]})
+            df = pd.DataFrame({"key": list(buckets), "count": [totals.get(s, 0) for s in buckets]})
     df.attrs["kind"] = "log2_histogram" if log2 else "linear_histogram"
     return df
