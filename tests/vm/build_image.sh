@@ -42,6 +42,7 @@ sources=$(host_sources)
 [ -n "$sources" ] || die "found no apt source for '$codename' in /etc/apt: cannot pick a mirror"
 
 # What a stock cloud image has, nothing of the kit: provision.sh installs that inside the guest.
+# Like minimal cloud images, dpkg skips docs/man pages and fsyncs (the guest is emulated: TCG).
 packages=(systemd-sysv udev kmod "$kernel_pkg" initramfs-tools sudo ca-certificates python3
           iproute2 procps curl e2fsprogs less)
 
@@ -63,6 +64,7 @@ log "mmdebstrap $codename ($arch) from the host's apt sources"
 start=$SECONDS
 mmdebstrap --variant=minbase --quiet --include="$(IFS=,; echo "${packages[*]}")" \
   --customize-hook='echo ebpfnb-vm > "$1/etc/hostname"' \
+  --customize-hook='printf "127.0.0.1 localhost\n127.0.1.1 ebpfnb-vm\n::1 localhost ip6-localhost ip6-loopback\n" > "$1/etc/hosts"' \
   --customize-hook='printf "/dev/vda / ext4 defaults 0 1\n" > "$1/etc/fstab"' \
   --customize-hook='printf "[Match]\nName=en* eth*\n[Network]\nDHCP=yes\n" > "$1/etc/systemd/network/20-wired.network"' \
   --customize-hook='rm -f "$1/etc/resolv.conf"; echo "nameserver 10.0.2.3" > "$1/etc/resolv.conf"' \
@@ -71,12 +73,13 @@ mmdebstrap --variant=minbase --quiet --include="$(IFS=,; echo "${packages[*]}")"
   --customize-hook='printf "[Unit]\nDescription=ebpf_nb VM test hook\nAfter=network-online.target\nWants=network-online.target\nConditionKernelCommandLine=ebpfnb.test\n[Service]\nType=oneshot\nExecStart=/usr/local/sbin/ebpf-nb-vmtest\nStandardOutput=journal+console\nStandardError=journal+console\n[Install]\nWantedBy=multi-user.target\n" > "$1/etc/systemd/system/ebpf-nb-vmtest.service"' \
   --customize-hook='chroot "$1" systemctl enable systemd-networkd systemd-networkd-wait-online ebpf-nb-vmtest.service' \
   --customize-hook='chroot "$1" passwd -d root' \
+  --customize-hook='printf "force-unsafe-io\npath-exclude=/usr/share/man/*\npath-exclude=/usr/share/doc/*\npath-exclude=/usr/share/locale/*\npath-exclude=/usr/share/info/*\n" > "$1/etc/dpkg/dpkg.cfg.d/ebpf-nb-vmtest"' \
   --customize-hook="cp -L \"\$1/vmlinuz\" '$work/vmlinuz' && cp -L \"\$1/initrd.img\" '$work/initrd.img'" \
   "$codename" "$work/root" "$work/sources"
 log "mmdebstrap took $((SECONDS - start)) s"
 
 start=$SECONDS
-mkfs.ext4 -q -F -L ebpfnb-root -d "$work/root" "$work/rootfs.img" "$image_size"
+mkfs.ext4 -q -F -L ebpfnb-root -d "$work/root" "$work/rootfs.img" "$image_size" >&2
 log "mkfs.ext4 -d took $((SECONDS - start)) s"
 rm -rf "$work/root" "$work/sources"
 

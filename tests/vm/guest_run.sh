@@ -49,6 +49,14 @@ http_status() { curl -s -o /dev/null -w '%{http_code}' "$1"; }
 step "guest: $(uname -srm), $(nproc) CPUs, $(awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo) MiB"
 
 if [ "$phase" = 1 ]; then
+  step "test harness: the host's extra CA certificates (registries behind a TLS proxy)"
+  if ls /mnt/out/host-ca/*.crt >/dev/null 2>&1; then
+    cp /mnt/out/host-ca/*.crt /usr/local/share/ca-certificates/
+    update-ca-certificates >/dev/null
+    printf '[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n' > /etc/pip.conf  # pip: certifi otherwise
+    ls /mnt/out/host-ca
+  fi
+
   step "copy the repository into the guest"
   mkdir -p "$repo"
   tar -C "$src" --exclude=./.venv --exclude=./.git --exclude='*.egg-info' --exclude=__pycache__ \
@@ -114,7 +122,7 @@ print("kprobes attached", b.num_open_kprobes())' 2>&1) && rc=0 || rc=$?
   echo "$out"
   check "that kernel loads and attaches a BCC kprobe" grep -qx "kprobes attached 1" <<<"$out"
   sleep 3  # the DELETE above returns before the kernel process is gone
-  check "no kernel left running after JupyterLab shut it down" sh -c '! pgrep -f ipykernel_launcher'
+  check "no kernel left running after JupyterLab shut it down" sh -c '! pgrep -af "[i]pykernel_launcher"'
 
   step "guest tests (tests/vm/guest): kprobe on the execve syscall function"
   cd "$repo"

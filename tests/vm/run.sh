@@ -28,12 +28,15 @@ die() { printf '[test-vm] error: %s\n' "$*" >&2; exit 1; }
 command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 missing: run tests/vm/host_deps.sh"
 
 t0=$SECONDS
-image=$(bash "$here/build_image.sh" "$cache")
+image=$(bash "$here/build_image.sh" "$cache" | tail -n 1)  # its last line is the path
 t_image=$((SECONDS - t0))
 log "base image ready in ${t_image} s: $image"
 
 run=$(mktemp -d /tmp/ebpf_nb-vm.XXXXXX)
-mkdir -p "$run/out"
+mkdir -p "$run/out/host-ca"
+# The host's own extra trust anchors (e.g. a TLS-inspecting egress proxy's CA), so the guest
+# reaches the package registries the way the host does; the guest installs them before testing.
+cp /usr/local/share/ca-certificates/*.crt "$run/out/host-ca/" 2>/dev/null || true
 qemu_pid=
 # shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
