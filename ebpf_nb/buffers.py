@@ -1,9 +1,12 @@
 """Perf and ring buffer events into a DataFrame: consume in bulk, decode with numpy.
 
 Ring buffers are read straight from their mmap'ed pages (:mod:`ebpf_nb.kernel.ringbuf`), perf
-buffers through our own per-CPU perf events (:mod:`ebpf_nb.kernel.perfbuf`); no Python call runs
+buffers through our own per-CPU perf rings (:mod:`ebpf_nb.kernel.perfbuf`); no Python call runs
 per event. Drops are counted where the kernel counts them (perf buffers); ring buffers count none:
 a program learns of a drop from ``bpf_ringbuf_reserve``/``ringbuf_output`` failing.
+
+An :class:`EventStream` keeps its reader open, so successive reads (a live view refreshing)
+see every event exactly once; ``Program.events()`` is one read of a short-lived stream.
 """
 from __future__ import annotations
 
@@ -21,73 +24,113 @@ from .reading import Trigger, bounded_read
 from .tracepipe import finish_frame
 
 RINGBUF_TYPE = 27
+# Wake the reader every 64 perf events rather than every one: at one wakeup per event the
+# kernel, not the reader, caps a perf buffer (~13 us per output here). Reads poll in 0.1 s
+# slices, so a sparse stream is still delivered within about 0.1 s.
+PERF_WAKEUP_EVENTS = 64
+
+
+class EventStream:
+    """An open reader on one perf or ring buffer map, decoded with ``dtype``.
+
+    ``backlog=False`` (the default) drops ring-buffer records already waiting when the stream
+    opens, so that, as with perf buffers, a read shows what happened while it was open.
+    """
+
+    def __init__(self, layout, dtype: np.dtype, *, label: str, backlog: bool = False):
+        self.layout = layout
+        self.dtype = dtype
+        self.label = label
+        self.is_ring = layout.map_type == RINGBUF_TYPE
+        self.reader = (RingBufferReader(layout.fd) if self.is_ring else
+                       PerfBufferReader(layout.fd, wakeup_events=PERF_WAKEUP_EVENTS))
+        self.t0 = time.time()
+        self.lost_total = 0
+        self.received_total = 0
+        self.closed = False
+        if self.is_ring and not backlog:
+            self.reader.read_array(dtype.itemsize, timeout=0.0)
+
+    def read(self, *, seconds: float | None = None, count: int | None = None,
+             trigger: Trigger = None) -> pd.DataFrame:
+        """Events that arrive within the bounds, one row each (see ``Program.events``)."""
+        size = self.dtype.itemsize
+        chunks: list[np.ndarray] = []
+        cpus: list[np.ndarray] = []
+        stamps: list[np.ndarray] = []
+        lost = received = 0
+
+        def poll(timeout: float) -> int:
+            nonlocal lost, received
+            left = None if count is None else max(count - received, 0)
+            if left == 0:
+                return 0
+            if self.is_ring:
+                rows = self.reader.read_array(size, timeout=timeout, max_records=left)
+            else:
+                rows, cpu, dropped = self.reader.read_array(size, timeout=timeout,
+                                                            max_records=left)
+                lost += dropped
+                if len(rows):
+                    cpus.append(cpu)
+            received += len(rows)
+            if len(rows):
+                chunks.append(rows)
+                stamps.append(np.full(len(rows), time.time() - self.t0))
+            return len(rows)
+
+        progress = _progress(self.label, seconds, count)
+        outcome = None
+        try:
+            outcome = bounded_read(poll, seconds=seconds, count=count, trigger=trigger,
+                                   progress=(lambda n: progress.update(n, lost)) if progress
+                                   else None)
+        finally:
+            if progress:
+                progress.close(interrupted=bool(outcome and outcome.interrupted))
+        self.lost_total += lost
+        self.received_total += received
+        df = self._frame(chunks, cpus, stamps)
+        df.attrs.update(lost=int(lost), buffer="ringbuf" if self.is_ring else "perf",
+                        map=self.layout.name, drops_counted=not self.is_ring)
+        if lost:
+            print(f"{self.label}: the kernel dropped {lost} events (the buffer was full); "
+                  "read more often or make the buffer bigger", file=sys.stderr)
+        return finish_frame(df, outcome)
+
+    def _frame(self, chunks, cpus, stamps) -> pd.DataFrame:
+        size = self.dtype.itemsize
+        rows = np.concatenate(chunks) if chunks else np.empty((0, size), dtype=np.uint8)
+        records = kmaps.to_structured(rows, self.dtype) if len(rows) else \
+            np.empty(0, dtype=self.dtype)
+        data = decode.columns(records, "value")
+        if not self.is_ring:
+            data["cpu"] = np.concatenate(cpus) if cpus else np.empty(0, dtype=np.int32)
+        data["timestamp"] = np.concatenate(stamps) if stamps else np.empty(0)
+        return pd.DataFrame(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.reader.close()
+
+    def __enter__(self) -> EventStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def collect_events(layout, dtype: np.dtype, *, seconds: float | None, count: int | None,
                    trigger: Trigger, label: str) -> pd.DataFrame:
-    """Read events of ``dtype`` from the buffer map ``layout`` within the bounds."""
-    chunks: list[np.ndarray] = []
-    cpus: list[np.ndarray] = []
-    stamps: list[np.ndarray] = []
-    size = dtype.itemsize
-    t0 = time.time()
-    is_ring = layout.map_type == RINGBUF_TYPE
-    reader = RingBufferReader(layout.fd) if is_ring else PerfBufferReader(layout.fd)
-    lost = 0
-    if is_ring:  # like a perf buffer, show only what happens while reading
-        reader.read_array(size, timeout=0.0)
-
-    received = 0
-
-    def poll(timeout: float) -> int:
-        nonlocal lost, received
-        left = None if count is None else max(count - received, 0)
-        if left == 0:
-            return 0
-        if is_ring:
-            rows = reader.read_array(size, timeout=timeout, max_records=left)
-            cpu = None
-        else:
-            rows, cpu, dropped = reader.read_array(size, timeout=timeout, max_records=left)
-            lost += dropped
-        received += len(rows)
-        if len(rows):
-            chunks.append(rows)
-            stamps.append(np.full(len(rows), time.time() - t0))
-            if cpu is not None:
-                cpus.append(cpu)
-        return len(rows)
-
-    progress = _progress(label, seconds, count)
-    outcome = None
-    try:
-        outcome = bounded_read(poll, seconds=seconds, count=count, trigger=trigger,
-                               progress=(lambda n: progress.update(n, lost)) if progress else None)
-    finally:
-        reader.close()
-        if progress:
-            progress.close(interrupted=bool(outcome and outcome.interrupted))
-    rows = np.concatenate(chunks) if chunks else np.empty((0, size), dtype=np.uint8)
-    records = kmaps.to_structured(rows, dtype) if len(rows) else np.empty(0, dtype=dtype)
-    data = decode.columns(records, "value")
-    if not is_ring:
-        data["cpu"] = np.concatenate(cpus) if cpus else np.empty(0, dtype=np.int32)
-    data["timestamp"] = np.concatenate(stamps) if stamps else np.empty(0)
-    df = pd.DataFrame(data)
-    df.attrs.update(lost=int(lost), buffer="ringbuf" if is_ring else "perf",
-                    map=layout.name, drops_counted=not is_ring)
-    if lost:
-        print(f"{label}: the kernel dropped {lost} events (the buffer was full); "
-              "read more often or make the buffer bigger", file=sys.stderr)
-    return finish_frame(df, outcome)
+    """One bounded read of a buffer map through a short-lived :class:`EventStream`."""
+    with EventStream(layout, dtype, label=label) as stream:
+        return stream.read(seconds=seconds, count=count, trigger=trigger)
 
 
 def _progress(label: str, seconds: float | None, count: int | None):
     """A progress reporter for long reads (None for short ones or when unavailable)."""
     if seconds is None or seconds < 3:
         return None
-    try:
-        from .progress import make_progress
-    except ImportError:
-        return None
+    from .progress import make_progress
     return make_progress(label, seconds=seconds, count=count)

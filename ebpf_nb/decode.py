@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .kernel.records import cstrings
+
 
 def ctypes_dtype(ctype: Any) -> np.dtype:
     """The numpy dtype of a ctypes type (BCC describes keys, values and events with ctypes)."""
@@ -28,12 +30,9 @@ def as_records(raw: np.ndarray | bytes, dtype: np.dtype) -> np.ndarray:
 
 
 def _strings(values: np.ndarray) -> np.ndarray:
-    """Fixed-size byte strings (``S1`` arrays or ``S<n>``) -> Python str, cut at the first NUL."""
-    if len(values) == 0:
-        return np.empty(0, dtype=object)
-    raw = np.ascontiguousarray(values).reshape(len(values), -1)
-    fixed = raw.view(f"S{raw.shape[1] * raw.dtype.itemsize}").ravel()
-    return np.array([b.split(b"\0", 1)[0].decode("utf-8", "replace") for b in fixed], dtype=object)
+    """Fixed-size byte strings (``S1`` arrays or ``S<n>``) -> Python str, cut at the first NUL
+    (each distinct string decoded once: event streams repeat a few ``comm`` values)."""
+    return cstrings(values)
 
 
 def columns(records: np.ndarray, name: str = "value") -> dict[str, Any]:

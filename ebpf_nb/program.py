@@ -79,6 +79,7 @@ class Program:
         self.attachments: list[Attachment] = []
         self.notes: list[str] = []          # what the cell output tells the student
         self.loaded = True
+        self._streams: list[Any] = []        # open EventStreams, closed on detach
 
     # --- to implement -------------------------------------------------------------------
     def attach(self) -> Program:
@@ -103,11 +104,11 @@ class Program:
         if self.loaded:
             self.loaded = False
             self.attachments = []
-            try:
-                from .widgets import close_watchers
-                close_watchers(self)
-            except ImportError:
-                pass
+            from .widgets import close_watchers
+            close_watchers(self)  # before the maps go: their threads read them
+            for stream in self._streams:
+                stream.close()
+            self._streams.clear()
             self._unload()
 
     @property
@@ -184,8 +185,23 @@ class Program:
         Columns: the event struct's fields, ``cpu`` (perf buffers) and ``timestamp`` (when user
         space received the batch). ``df.attrs["lost"]`` counts events the kernel dropped.
         """
-        layout = self._layout(map_name)
         validate_bounds(seconds, count)
+        layout, dtype = self._buffer(map_name)
+        from .buffers import collect_events
+        return collect_events(layout, dtype, seconds=seconds, count=count, trigger=trigger,
+                              label=f"{self.name}.{map_name}")
+
+    def event_stream(self, map_name: str, *, backlog: bool = False):
+        """An open reader on a buffer map whose successive ``read(seconds=...)`` calls see every
+        event once (what a live view uses); closed by ``close()`` or when the program detaches."""
+        from .buffers import EventStream
+        layout, dtype = self._buffer(map_name)
+        stream = EventStream(layout, dtype, label=f"{self.name}.{map_name}", backlog=backlog)
+        self._streams.append(stream)
+        return stream
+
+    def _buffer(self, map_name: str) -> tuple[MapLayout, np.dtype]:
+        layout = self._layout(map_name)
         if layout.map_type not in (PERF_EVENT_ARRAY, RINGBUF):
             raise UsageError(f"{map_name!r} is a {layout.type_name}, not a perf or ring buffer",
                              hint=f"read it with {self.name}.table({map_name!r})")
@@ -194,9 +210,7 @@ class Program:
             raise UsageError(f"the event type of {map_name!r} is unknown",
                              hint="submit a struct to it (e.g. output.perf_submit(ctx, &data, "
                                   "sizeof(data))) so the kit can learn its fields.")
-        from .buffers import collect_events
-        return collect_events(layout, dtype, seconds=seconds, count=count, trigger=trigger,
-                              label=f"{self.name}.{map_name}")
+        return layout, dtype
 
     # --- trace pipe -------------------------------------------------------------------------
     def trace(self, seconds: float | None = None, count: int | None = None,
@@ -257,10 +271,14 @@ def map_frame(raw: kmaps.RawMap, layout: MapLayout) -> pd.DataFrame:
         values = kmaps.to_structured(raw.values, value_dtype)
         for col, vals in decode.columns(values, "value").items():
             data[col if col not in data else f"value_{col}"] = vals
-    df = pd.DataFrame(data)
-    if raw.map_type in (ARRAY, PERCPU_ARRAY) or "key" not in df.columns:
-        return df
-    return df.sort_values("key", kind="stable", ignore_index=True)
+    if raw.map_type not in (ARRAY, PERCPU_ARRAY) and keys.dtype.names is None and len(keys):
+        order = np.argsort(keys)  # hash keys are unique: any sort gives the one order
+        data = {col: _take(values, order) for col, values in data.items()}
+    return pd.DataFrame(data)
+
+
+def _take(values: Any, order: np.ndarray) -> Any:
+    return values[order] if isinstance(values, np.ndarray) else [values[i] for i in order]
 
 
 def _percpu_columns(values: np.ndarray, dtype: np.dtype) -> dict[str, Any]:

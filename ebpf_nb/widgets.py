@@ -379,7 +379,8 @@ class MapWatcher(_Watcher):
 class EventWatcher(_Watcher):
     """A live view of an event stream: the latest rows, events per second, events lost.
 
-    Each refresh is one bounded ``program.events(MAP, seconds=every)`` read in the thread.
+    One event stream stays open across refreshes (``program.event_stream``), so no event
+    falls between two reads; each refresh reads it for ``every`` seconds in the thread.
     """
 
     kind = "events"
@@ -393,7 +394,22 @@ class EventWatcher(_Watcher):
         self.lost = 0
         self.rate = 0.0
         self.rates: deque[float] = deque(maxlen=history)
+        self.stream: Any = None
         super().__init__(program, map_name, every=every, text=text, start=start)
+
+    def _read_events(self, seconds: float) -> pd.DataFrame:
+        opener = getattr(self.program, "event_stream", None)
+        if opener is None:  # a program object without streams: one read per refresh
+            return self.program.events(self.map_name, seconds=seconds)
+        if self.stream is None:
+            self.stream = opener(self.map_name)
+        return self.stream.read(seconds=seconds)
+
+    def close(self) -> None:
+        super().close()
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None
 
     def _wait_between_reads(self) -> bool:
         return self.last_error is not None  # a successful read already took `every` seconds
@@ -401,7 +417,7 @@ class EventWatcher(_Watcher):
     def _read_and_show(self) -> None:
         seconds = self.every
         started = time.monotonic()
-        frame = self.program.events(self.map_name, seconds=seconds)
+        frame = self._read_events(seconds)
         elapsed = max(time.monotonic() - started, 1e-6)
         self.total_rows += len(frame)
         self.lost += int(frame.attrs.get("lost", 0) or 0)
