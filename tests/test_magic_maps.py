@@ -200,3 +200,28 @@ def test_doctor_rows(shell):
     assert {"kernel headers", "kprobes", "JIT", "bcc"} <= set(checks)
     bad = df[df.status == "problem"]
     assert (bad.fix.str.len() > 0).all()
+
+
+@pytest.mark.parametrize("output", ["perf", "ring"])
+def test_an_event_stream_misses_nothing_between_reads(shell, output):
+    submit = ("events.perf_submit(args, &e, sizeof(e));" if output == "perf"
+              else "events.ringbuf_output(&e, sizeof(e), 0);")
+    declare = "BPF_PERF_OUTPUT(events);" if output == "perf" else "BPF_RINGBUF_OUTPUT(events, 8);"
+    run(shell, f"""%%bpf streamed
+struct event_t {{ u32 pid; char command[16]; }};
+{declare}
+TRACEPOINT_PROBE(sched, sched_process_exec) {{
+    struct event_t e = {{}};
+    e.pid = bpf_get_current_pid_tgid() >> 32;
+    bpf_get_current_comm(&e.command, sizeof(e.command));
+    {submit}
+    return 0;
+}}""")
+    stream = shell.user_ns["streamed"].event_stream("events")
+    first = stream.read(trigger="/bin/true; /bin/true")
+    sh("/bin/true; /bin/true; /bin/true")          # between two reads: kept by the stream
+    second = stream.read(seconds=0.3)
+    stream.close()
+    assert (first.command == "true").sum() == 2
+    assert (second.command == "true").sum() == 3
+    assert not set(first.pid) & set(second.pid)   # nothing read twice
