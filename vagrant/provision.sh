@@ -189,16 +189,23 @@ if [ "$service" = 1 ]; then
   unit=/etc/systemd/system/ebpf-nb-lab.service
   service_changed=0
 
-  # The kernel launcher: the one command USER may run as root. It takes nothing but the
-  # connection file Jupyter passes, and starts the venv's (root-owned) interpreter.
+  # The kernel launcher: the one command USER may run as root. It takes the connection file
+  # Jupyter passes, then only kernel options of the form --Class.trait=value (nbclient adds
+  # --HistoryManager.hist_file=:memory:), and starts the venv's (root-owned) interpreter.
   put_file 0755 "$launcher" <<EOF && service_changed=1
 #!/bin/sh
 # ebpf_nb: start a notebook kernel as root (eBPF needs it). Run by JupyterLab through sudo:
 # see /etc/sudoers.d/ebpf-nb. Written by vagrant/provision.sh.
 set -eu
-if [ \$# -ne 2 ] || [ "\$1" != -f ]; then echo "usage: ebpf-nb-kernel -f CONNECTION_FILE" >&2; exit 2; fi
+usage() { echo "usage: ebpf-nb-kernel -f CONNECTION_FILE [--Class.trait=value ...]" >&2; exit 2; }
+[ \$# -ge 2 ] && [ "\$1" = -f ] || usage
 case "\$2" in /*.json) ;; *) echo "ebpf-nb-kernel: the connection file must be an absolute .json path" >&2; exit 2 ;; esac
-exec $venv/bin/python -m ipykernel_launcher -f "\$2"
+connection_file=\$2
+shift 2
+for option in "\$@"; do
+  case "\$option" in --[A-Za-z]*.[A-Za-z_]*=*) ;; *) usage ;; esac
+done
+exec $venv/bin/python -m ipykernel_launcher -f "\$connection_file" "\$@"
 EOF
 
   sudoers_tmp=$(mktemp)

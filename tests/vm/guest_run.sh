@@ -80,8 +80,10 @@ if [ "$phase" = 1 ]; then
 
   step "provision (first run): provision.sh --vm"
   t=$SECONDS
-  check "first provisioning succeeds" bash "$repo/vagrant/provision.sh" --repo "$repo" --venv "$venv" \
-    --vm --user "$user" --ip 0.0.0.0 --port "$port"
+  # shellcheck disable=SC2016  # expanded by the inner bash
+  check "first provisioning succeeds" bash -o pipefail -c \
+    'bash "$1/vagrant/provision.sh" --repo "$1" --venv "$2" --vm --user "$3" --ip 0.0.0.0 --port "$4" 2>&1 | bash "$5"' \
+    provision "$repo" "$venv" "$user" "$port" "$repo/tests/vm/guest/stamp_lines.sh"
   echo "first provisioning took $((SECONDS - t)) s"
 
   step "provision (second run): must change nothing"
@@ -112,6 +114,9 @@ if [ "$phase" = 1 ]; then
   echo "$out"
   check "$user's only sudo right is the kernel launcher" \
     sh -c "sudo -n -l -U $user | grep -c NOPASSWD | grep -qx 1 && sudo -n -l -U $user | grep -q 'NOPASSWD: /usr/local/libexec/ebpf-nb-kernel'"
+  out=$(runuser -u "$user" -- sudo -n /usr/local/libexec/ebpf-nb-kernel -c 'import os' 2>&1) && rc=0 || rc=$?
+  echo "$out"
+  check "the launcher refuses anything but a connection file and --Class.trait=value options" test "$rc" = 2
   out=$(lab 'import os; print("euid", os.geteuid())' 2>&1) && rc=0 || rc=$?
   echo "$out"
   check "a kernel started by JupyterLab runs as root (euid 0)" grep -qx "euid 0" <<<"$out"
