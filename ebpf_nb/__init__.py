@@ -8,13 +8,32 @@ In a notebook: ``%load_ext ebpf_nb``, then ``%%bpf NAME`` cells. From plain Pyth
 """
 from __future__ import annotations
 
-from .errors import (AttachError, CompileError, EbpfNbError, HostError, PrivilegeError,
-                     UsageError, VerifierError)
+from .errors import (
+    AttachError,
+    CompileError,
+    EbpfNbError,
+    HostError,
+    PrivilegeError,
+    UsageError,
+    VerifierError,
+)
 
 __version__ = "0.1.0"
-__all__ = ["BpfProgram", "Program", "Registry", "doctor", "EbpfNbError", "UsageError",
-           "CompileError", "VerifierError", "AttachError", "HostError", "PrivilegeError",
-           "load_ipython_extension", "unload_ipython_extension"]
+__all__ = [
+    "AttachError",
+    "BpfProgram",
+    "CompileError",
+    "EbpfNbError",
+    "HostError",
+    "PrivilegeError",
+    "Program",
+    "Registry",
+    "UsageError",
+    "VerifierError",
+    "doctor",
+    "load_ipython_extension",
+    "unload_ipython_extension",
+]
 
 
 def __getattr__(name: str):

@@ -17,9 +17,9 @@ import numpy as np
 from . import diagnostics, host
 from .capture import capture_stderr
 from .errors import AttachError, CompileError, EbpfNbError, HostError, UsageError, VerifierError
-from .probes import ProbeSpec, parse_probe, probe_from_convention
 from .kernel.maps import prog_id_of_fd as prog_id
-from .program import (PERF_EVENT_ARRAY, PROG_ARRAY, RINGBUF, Attachment, MapLayout, Program)
+from .probes import ProbeSpec, parse_probe, probe_from_convention
+from .program import PERF_EVENT_ARRAY, PROG_ARRAY, RINGBUF, Attachment, MapLayout, Program
 
 try:  # BCC comes from the distribution (python3-bpfcc), not from PyPI
     from bcc import BPF
@@ -89,7 +89,7 @@ class BpfProgram(Program):
         with capture_stderr() as captured:
             try:
                 return _quiet_bpf_class()(text=source.encode(), cflags=self.cflags)
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001 - BCC raises bare Exception
                 failure = err
         raise self._compile_error(captured.text, failure) from None
 
@@ -203,7 +203,7 @@ class BpfProgram(Program):
                     raise UsageError(f"cannot attach {spec}")
             except EbpfNbError:
                 raise
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001 - BCC raises bare Exception
                 raise AttachError(f"could not attach {spec.function} to {_where(spec)}: "
                                   f"{_attach_reason(kind, err)}",
                                   details=captured.text.strip()[-600:] or None,
@@ -228,7 +228,7 @@ class BpfProgram(Program):
         with capture_stderr() as captured:
             try:
                 return self._bpf.load_func(fn.encode(), getattr(BPF, prog_type))
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001 - BCC raises bare Exception
                 failure = err
         log = captured.text
         if prog_type == "TRACING" and "privileges" in str(failure) and host.has_bpf_privileges():
@@ -328,7 +328,7 @@ class BpfProgram(Program):
             with capture_stderr():
                 from bcc.table import _get_event_class
                 dtype = np.dtype(_get_event_class(table))
-        except Exception:
+        except Exception:  # noqa: BLE001 - BCC raises bare Exception
             return None
         return dtype if dtype.itemsize else None  # BCC learns only structs
 

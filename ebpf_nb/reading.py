@@ -11,7 +11,7 @@ from typing import Union
 
 from .errors import UsageError
 
-Trigger = Union[str, Callable[[], object], None]
+Trigger = Union[str, Callable[[], object], None]  # noqa: UP007 - a runtime alias
 
 DEFAULT_SECONDS = 1.0        # neither seconds nor count nor trigger given
 COUNT_TIMEOUT = 10.0         # count given alone: never wait longer than this
@@ -55,7 +55,7 @@ class _TriggerRunner:
                 self.returncode = self.proc.returncode
             else:
                 self.trigger()  # type: ignore[misc]
-        except BaseException as err:  # reported to the user after the read
+        except BaseException as err:  # noqa: BLE001 - reported to the user after the read
             self.error = err
 
     @property

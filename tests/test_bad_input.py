@@ -8,10 +8,16 @@ import sys
 from contextlib import redirect_stdout
 
 import pytest
-
 from kit_helpers import run, run_error
-from ebpf_nb.errors import (AttachError, CompileError, EbpfNbError, HostError, UsageError,
-                            VerifierError)
+
+from ebpf_nb.errors import (
+    AttachError,
+    CompileError,
+    EbpfNbError,
+    HostError,
+    UsageError,
+    VerifierError,
+)
 
 pytestmark = pytest.mark.kernel
 TP = "TRACEPOINT_PROBE(syscalls, sys_enter_execve) { return 0; }"

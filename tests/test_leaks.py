@@ -10,7 +10,6 @@ import threading
 import time
 
 import pytest
-
 from kit_helpers import bpftool_prog_ids, run, still_loaded
 
 pytestmark = pytest.mark.kernel

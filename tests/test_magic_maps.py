@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-
 from kit_helpers import run
 
 pytestmark = pytest.mark.kernel
@@ -172,7 +171,8 @@ def _syscall_number(name: str) -> int:
     for header in ("/usr/include/x86_64-linux-gnu/asm/unistd_64.h",
                    "/usr/include/aarch64-linux-gnu/asm/unistd.h", "/usr/include/asm-generic/unistd.h"):
         try:
-            text = open(header).read()
+            with open(header) as f:
+                text = f.read()
         except OSError:
             continue
         m = re.search(rf"#define __NR_{name}\s+(\d+)", text)
