@@ -9,7 +9,7 @@
 # tests. Phase 2 (second boot of the same disk): mounts and the JupyterLab service came back.
 # The guest writes its logs and exit codes to a shared directory; QEMU is always killed on exit.
 # Environment: EBPF_NB_VM_CACHE (image cache, default /var/cache/ebpf_nb-vm),
-# EBPF_NB_VM_MEMORY (MiB, 4096), EBPF_NB_VM_CPUS (2), EBPF_NB_VM_TIMEOUT (s per boot, 2400).
+# EBPF_NB_VM_MEMORY (MiB, 4096), EBPF_NB_VM_CPUS (2), EBPF_NB_VM_TIMEOUT (s per boot, 3600).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -19,7 +19,7 @@ keep=0
 cache=${EBPF_NB_VM_CACHE:-/var/cache/ebpf_nb-vm}
 memory=${EBPF_NB_VM_MEMORY:-4096}
 cpus=${EBPF_NB_VM_CPUS:-2}
-phase_timeout=${EBPF_NB_VM_TIMEOUT:-2400}
+phase_timeout=${EBPF_NB_VM_TIMEOUT:-3600}
 
 log() { printf '\033[1m[test-vm]\033[0m %s\n' "$*"; }
 die() { printf '[test-vm] error: %s\n' "$*" >&2; exit 1; }
