@@ -15,7 +15,8 @@ lab: setup
 	$(SUDO) $(PY) -m ebpf_nb.cli lab --port $(PORT)
 
 ## test: the whole suite, real kernel included (fails, never skips, when the kernel cannot be used)
-test: setup
+test:
+	$(SUDO) bash vagrant/provision.sh --repo $(CURDIR) --test-tools
 	$(SUDO) $(PY) -m pytest $(PYTEST_ARGS)
 
 ## test-fast: unit tests only (no kernel)

@@ -3,7 +3,7 @@
 # the Vagrant VM, by cloud-init on classroom VMs and by the VM tests (tests/vm). Idempotent: a
 # second run changes nothing and succeeds.
 #
-#   provision.sh [--repo DIR] [--venv DIR] [--skip-venv]
+#   provision.sh [--repo DIR] [--venv DIR] [--skip-venv] [--test-tools]
 #                [--vm] [--service] [--user USER] [--ip ADDR] [--port PORT] [--url-port PORT]
 #
 # Always: installs BCC, clang/LLVM, libbpf, bpftool and kernel headers, mounts tracefs/debugfs/bpffs
@@ -15,11 +15,14 @@
 #               kernel runs as root, through one sudo rule (see docs/vm.md); `ebpf-nb-url` prints
 #               the URL with its token (PORT as seen from the host: --url-port, default PORT)
 #   --user      the account running JupyterLab (default: $SUDO_USER, else vagrant)
+#   --test-tools also what the test suite needs beyond the kit (`make test`): Debian's chromium,
+#               driven by Playwright for the browser test
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=
 skip_venv=0
+test_tools=0
 vm=0
 service=0
 user=${SUDO_USER:-}
@@ -31,13 +34,14 @@ while [ $# -gt 0 ]; do
     --repo) repo=${2:?--repo needs a directory}; shift 2 ;;
     --venv) venv=${2:?--venv needs a directory}; shift 2 ;;
     --skip-venv) skip_venv=1; shift ;;
+    --test-tools) test_tools=1; shift ;;
     --vm) vm=1; service=1; shift ;;
     --service) service=1; shift ;;
     --user) user=${2:?--user needs an account name}; shift 2 ;;
     --ip) ip=${2:?--ip needs an address}; shift 2 ;;
     --port) port=${2:?--port needs a number}; shift 2 ;;
     --url-port) url_port=${2:?--url-port needs a number}; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "provision.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -74,14 +78,16 @@ kernel=$(uname -r)
 export DEBIAN_FRONTEND=noninteractive
 
 # --- Packages ------------------------------------------------------------------------------------
-packages=(python3-bpfcc bpfcc-tools clang llvm libbpf-dev python3-venv python3-pip make)
+# binutils: objdump shows JIT-ed code; cpp: the labs read syscall numbers from <sys/syscall.h>
+packages=(python3-bpfcc bpfcc-tools clang llvm libbpf-dev python3-venv python3-pip make
+          binutils cpp)
 [ "$service" = 1 ] && packages+=(sudo)
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
 
 apt_updated=0
 apt_update_once() { [ "$apt_updated" = 1 ] || { say "apt-get update"; apt-get update -qq; apt_updated=1; }; }
-has_candidate() { apt-cache policy "$1" 2>/dev/null | grep -q 'Candidate: [^(]'; }
+has_candidate() { apt-cache policy "$1" 2>/dev/null | grep 'Candidate: [^(]' >/dev/null; }  # no -q: SIGPIPE + pipefail
 
 # bpftool: its own package on Debian; on Ubuntu it ships with the kernel's linux-tools.
 if ! bpftool version >/dev/null 2>&1; then
@@ -89,6 +95,14 @@ if ! bpftool version >/dev/null 2>&1; then
   if has_candidate bpftool; then missing+=(bpftool)
   elif has_candidate "linux-tools-$kernel"; then missing+=(linux-tools-common "linux-tools-$kernel")
   else missing+=(linux-tools-common linux-tools-generic)
+  fi
+fi
+
+# The browser test drives Debian's chromium (Ubuntu ships it only as a snap: set EBPF_NB_CHROMIUM).
+if [ "$test_tools" = 1 ] && ! dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q 'ok installed'; then
+  apt_update_once
+  if has_candidate chromium; then missing+=(chromium)
+  else say "no chromium package here: point EBPF_NB_CHROMIUM at a Chromium for the browser test"
   fi
 fi
 
