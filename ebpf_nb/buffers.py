@@ -20,8 +20,7 @@ from . import decode
 from .kernel import maps as kmaps
 from .kernel.perfbuf import PerfBufferReader
 from .kernel.ringbuf import RingBufferReader
-from .reading import Trigger, bounded_read
-from .tracepipe import finish_frame
+from .reading import Trigger, bounded_read, finish_frame
 
 RINGBUF_TYPE = 27
 # Wake the reader every 64 perf events rather than every one: at one wakeup per event the

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Union
 
+import pandas as pd
+
 from .errors import UsageError
 
 Trigger = Union[str, Callable[[], object], None]  # noqa: UP007 - a runtime alias
@@ -133,3 +135,14 @@ def bounded_read(poll: Callable[[float], int], *, seconds: float | None = None,
             outcome.trigger_error = runner.error
         outcome.elapsed = time.monotonic() - start
     return outcome
+
+
+def finish_frame(df: pd.DataFrame, outcome: ReadOutcome) -> pd.DataFrame:
+    """Attach how the read ended to ``df.attrs``; re-raise a trigger function's exception."""
+    df.attrs.update(interrupted=outcome.interrupted, stopped_by=outcome.stopped_by,
+                    elapsed=round(outcome.elapsed, 3),
+                    trigger_returncode=outcome.trigger_returncode,
+                    trigger_output=outcome.trigger_output)
+    if outcome.trigger_error is not None and not isinstance(outcome.trigger_error, KeyboardInterrupt):
+        raise outcome.trigger_error
+    return df

@@ -12,7 +12,7 @@ import pandas as pd
 
 from . import host
 from .errors import HostError
-from .reading import ReadOutcome, Trigger, bounded_read
+from .reading import Trigger, bounded_read, finish_frame
 
 # "   python3-2234    [001] ...21   102.061518: bpf_trace_printk: Hello World!"
 _LINE = re.compile(
@@ -105,14 +105,3 @@ def read_trace(*, seconds: float | None = None, count: int | None = None, trigge
         lines = pipe.lines[:count] if count else pipe.lines
     df = pd.DataFrame([vars(ln) for ln in lines], columns=COLUMNS)
     return finish_frame(df, outcome)
-
-
-def finish_frame(df: pd.DataFrame, outcome: ReadOutcome) -> pd.DataFrame:
-    """Attach how the read ended to ``df.attrs``; re-raise a trigger function's exception."""
-    df.attrs.update(interrupted=outcome.interrupted, stopped_by=outcome.stopped_by,
-                    elapsed=round(outcome.elapsed, 3),
-                    trigger_returncode=outcome.trigger_returncode,
-                    trigger_output=outcome.trigger_output)
-    if outcome.trigger_error is not None and not isinstance(outcome.trigger_error, KeyboardInterrupt):
-        raise outcome.trigger_error
-    return df

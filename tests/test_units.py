@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from ebpf_nb import decode, diagnostics
 from ebpf_nb.errors import UsageError
+from ebpf_nb.kernel.maps import to_structured
 from ebpf_nb.probes import ProbeSpec, parse_probe, probe_from_convention
 from ebpf_nb.reading import bounded_read
 
@@ -122,7 +123,8 @@ def test_decode_structs_and_strings():
     events = (Event * 2)()
     events[0].pid, events[0].comm = 7, b"bash"
     events[1].comm, events[1].inner.b = b"python3", 9
-    records = decode.as_records(bytes(events), decode.ctypes_dtype(Event))
+    raw = np.frombuffer(bytes(events), dtype=np.uint8).reshape(2, -1)
+    records = to_structured(raw, np.dtype(Event))
     cols = decode.columns(records)
     assert list(cols) == ["pid", "comm", "inner_a", "inner_b"]
     assert list(cols["comm"]) == ["bash", "python3"] and list(cols["inner_b"]) == [0, 9]
@@ -132,5 +134,6 @@ def test_decode_structs_and_strings():
 def test_decode_char_arrays_roundtrip(words):
     dtype = np.dtype([("name", "S1", (16,))])
     raw = b"".join(w.replace(b"\0", b"x").ljust(16, b"\0") for w in words)
-    cols = decode.columns(decode.as_records(raw, dtype))
+    rows = np.frombuffer(raw, dtype=np.uint8).reshape(len(words), 16)
+    cols = decode.columns(to_structured(rows, dtype))
     assert list(cols["name"]) == [w.replace(b"\0", b"x").decode("utf-8", "replace") for w in words]
