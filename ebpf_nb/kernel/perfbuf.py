@@ -30,7 +30,7 @@ import numpy as np
 
 from .cpus import online_cpus
 from .maps import delete, map_info, update
-from .records import BULK_MIN, group_rows
+from .records import BULK_MIN, group_rows, payload_rows
 
 PERF_TYPE_SOFTWARE = 1
 PERF_COUNT_SW_BPF_OUTPUT = 10
@@ -237,12 +237,7 @@ class PerfBufferReader:
                     heads &= _TYPE_AND_SIZE  # ignore misc (cpumode bits may differ)
                     bad = np.flatnonzero(heads != heads[0])
                     n = int(bad[0]) if len(bad) else n_max
-                    if width <= raw:
-                        rows = block[:n, SAMPLE_HEADER:SAMPLE_HEADER + width].copy()
-                    else:
-                        rows = np.zeros((n, width), dtype=np.uint8)
-                        rows[:, :raw] = block[:n, SAMPLE_HEADER:SAMPLE_HEADER + raw]
-                    out.append(rows)
+                    out.append(payload_rows(block, n, SAMPLE_HEADER, raw, width))
                 else:
                     n = 1
                     out.append(bytes(buf[pos + SAMPLE_HEADER:pos + SAMPLE_HEADER + raw]))

@@ -6,6 +6,16 @@ import numpy as np
 BULK_MIN = 8  # fewer equal records than this are cheaper to split one by one than with numpy
 
 
+def payload_rows(block: np.ndarray, n: int, offset: int, length: int, width: int) -> np.ndarray:
+    """The payloads of the first ``n`` equal-sized records of ``block`` (one record per row,
+    payload at ``offset``, ``length`` bytes) as ``(n, width)`` rows: cut or zero-padded."""
+    if width <= length:
+        return block[:n, offset:offset + width].copy()
+    rows = np.zeros((n, width), dtype=np.uint8)
+    rows[:, :length] = block[:n, offset:offset + length]
+    return rows
+
+
 def group_rows(parts: list, size: int) -> list[np.ndarray]:
     """Keep matrices as they are; turn each run of single ``bytes`` records into one matrix
     (records cut or zero-padded to ``size``), preserving order."""

@@ -28,7 +28,7 @@ import struct
 import numpy as np
 
 from .maps import map_info
-from .records import BULK_MIN, group_rows
+from .records import BULK_MIN, group_rows, payload_rows
 
 BUSY = 1 << 31
 DISCARD = 1 << 30
@@ -128,12 +128,7 @@ class RingBufferReader:
                 bad = np.flatnonzero(heads != word)
                 n = int(bad[0]) if len(bad) else n_max
                 width = length if record_size is None else record_size
-                if width <= length:
-                    rows = block[:n, HEADER:HEADER + width].copy()
-                else:
-                    rows = np.zeros((n, width), dtype=np.uint8)
-                    rows[:, :length] = block[:n, HEADER:HEADER + length]
-                chunks.append(rows)
+                chunks.append(payload_rows(block, n, HEADER, length, width))
             else:
                 n = 1
                 chunks.append(bytes(data[start + HEADER:start + HEADER + length]))
