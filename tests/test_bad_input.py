@@ -129,9 +129,13 @@ def test_events_of_an_unknown_type_say_how_to_fix(shell):
 
 def test_full_traceback_setting(shell):
     run(shell, "%config BpfMagics.short_errors = False")
-    err, text = shown(shell, "%%bpf broken\nint f(void *ctx) { return y; }")
-    assert isinstance(err, CompileError) and "Traceback" in text or "bcc_program.py" in text
-    run(shell, "%config BpfMagics.short_errors = True")
+    try:
+        err, text = shown(shell, "%%bpf broken\nint f(void *ctx) { return y; }")
+    finally:
+        run(shell, "%config BpfMagics.short_errors = True")
+    assert isinstance(err, CompileError)
+    assert "Traceback" in text and "bcc_program.py" in text
+    assert "undeclared identifier 'y'" in text
 
 
 def test_unprivileged_user_is_told_to_become_root(tmp_path):

@@ -153,7 +153,6 @@ int on_getppid(void *ctx) { u32 k = 1; seen.increment(k); return 0; }
 int ignore(void *ctx) { return 0; }""")
     import os
     prog = shell.user_ns["tails"]
-    nr = int(subprocess.run(["python3", "-c", "import ctypes.util"], check=True).returncode)
     nr_getppid = _syscall_number("getppid")
     slots = prog.tail_calls("syscall", {nr_getppid: "on_getppid"}, default="ignore")
     assert slots[nr_getppid] == "on_getppid" and len(slots) == 500
@@ -163,7 +162,9 @@ int ignore(void *ctx) { return 0; }""")
     assert prog.table("seen").value.sum() >= 1
     arr = prog.table("syscall")
     row = arr[arr["index"] == nr_getppid].iloc[0]
-    assert row.function == "on_getppid" and nr == 0
+    assert row.function == "on_getppid"
+    others = arr[arr["index"] != nr_getppid]
+    assert len(others) == 499 and set(others.function) == {"ignore"}
 
 
 def _syscall_number(name: str) -> int:

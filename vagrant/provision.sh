@@ -124,8 +124,8 @@ else
   case "$ID" in ubuntu) meta=linux-headers-generic ;; *) meta=linux-headers-$arch ;; esac
   changed "no headers packaged for kernel $kernel: installing the distribution's generic $meta"
   apt-get install -y -qq "$meta" >/dev/null
-  # shellcheck disable=SC2012  # the names are kernel versions: ls | sort -V is what we want
-  build=$(ls -d /usr/src/linux-headers-*-"$arch" /usr/src/linux-headers-*-generic 2>/dev/null | sort -V | tail -n 1)
+  build=$(find /usr/src -maxdepth 1 \( -name "linux-headers-*-$arch" -o -name 'linux-headers-*-generic' \) \
+            -type d -print | sort -V | tail -n 1)
   [ -n "$build" ] || die "installed $meta but found no /usr/src/linux-headers-* directory"
   common=${build%-"$arch"}-common
   [ -d "$common" ] || common=$build
