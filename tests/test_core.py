@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import platform
 import re
 import subprocess
 import time
@@ -16,6 +15,7 @@ import uuid
 import pytest
 
 from ebpf_nb.core import CoreProgram
+from ebpf_nb.core.kernel_version import expected_kernel_version
 from ebpf_nb.core.program import FENTRY_REFUSED
 from ebpf_nb.errors import AttachError, HostError, UsageError, VerifierError
 
@@ -129,9 +129,8 @@ int on_exec(void *ctx)
 
 
 def kernel_version_code() -> int:
-    major, minor, patch = (int(x) for x in re.match(r"(\d+)\.(\d+)\.?(\d*)",
-                                                   platform.release()).groups(default="0"))
-    return (major << 16) + (minor << 8) + min(patch, 255)
+    """LINUX_KERNEL_VERSION as libbpf computes it (Ubuntu and Debian differ from uname -r)."""
+    return expected_kernel_version().code
 
 
 def config_hz() -> int:
