@@ -97,11 +97,17 @@ def _source_line_map(log_lines: list[str], cell_source: str) -> int | None:
 
 
 def parse_verifier_log(log: str, cell_source: str, *, keep: int = 14) -> VerifierReport:
-    """Trim a verifier log to its last instructions, map source lines to the cell, keep HINTs."""
+    """Trim a verifier log to its last instructions, map source lines to the cell, keep HINTs.
+
+    Each ``; code @ file:N`` annotation becomes the cell's own text for that line (BCC's log
+    quotes its rewritten C, e.g. ``bpf_map_lookup_elem((void *)bpf_pseudo_fd(1, -1), &key)`` for
+    ``counts.lookup(&key)``) followed by ``<- cell line L``.
+    """
     lines = [ln for ln in log.splitlines() if ln.strip()]
     hints = [ln.split("HINT:", 1)[1].strip() for ln in lines if ln.startswith("HINT:")]
     body = [ln for ln in lines if not ln.startswith("HINT:") and not ln.startswith("bpf: Failed")]
     offset = _source_line_map(body, cell_source)
+    cell_lines = cell_source.splitlines()
 
     end = next((i for i, ln in enumerate(body) if _PROCESSED.match(ln)), len(body))
     reason = body[end - 1].strip() if end > 0 else "the verifier gave no reason"
@@ -113,9 +119,9 @@ def parse_verifier_log(log: str, cell_source: str, *, keep: int = 14) -> Verifie
         m = _VERIFIER_SOURCE.match(ln.strip())
         if m and offset is not None:
             line_no = int(m["line"]) - offset
-            if line_no >= 1:
+            if 1 <= line_no <= len(cell_lines):
                 cell_line = line_no
-                ln = f"; {m['code'].strip()}   <- cell line {line_no}"
+                ln = f"; {cell_lines[line_no - 1].strip()}   <- cell line {line_no}"
         mapped.append(ln)
     return VerifierReport(reason, cell_line, "\n".join(mapped), hints)
 
@@ -124,6 +130,12 @@ def hint_for_verifier(reason: str) -> str | None:
     """A beginner's hint for common verifier complaints (when BCC gave none)."""
     if "map_value_or_null" in reason:
         return "check the pointer a map lookup returns against NULL before using it."
+    if "variable-offset" in reason or "out of bounds" in reason or "outside of the" in reason:
+        return ("check the index against the array's size before using it "
+                "(if (i >= N) return 0;), so the verifier knows every access stays inside.")
+    if "too large" in reason or "complexity" in reason:
+        return ("the verifier walks every path and gives up after 1 million instructions: "
+                "bound the loop with a small constant, or split the work with tail calls.")
     if "unbounded" in reason or "back-edge" in reason or "infinite loop" in reason:
         return "loops must have a bound the verifier can see; use a constant limit."
     if "stack" in reason and ("limit" in reason or "invalid" in reason):

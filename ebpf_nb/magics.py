@@ -79,6 +79,7 @@ class BpfMagics(Magics, Configurable):
 
     @staticmethod
     def _build(args, cell: str) -> Program:
+        cell = as_compiled(cell)
         if args.core:
             globals_ = dict(_split_assignment(g) for g in args.globals)
             from .core import CoreProgram
@@ -120,6 +121,14 @@ class BpfMagics(Magics, Configurable):
     def bpf_doctor(self, line: str = "") -> pd.DataFrame:
         """Check this machine for eBPF: privileges, tracefs, headers, BTF, kprobes, JIT, bcc."""
         return host.doctor()
+
+
+def as_compiled(cell: str) -> str:
+    """The cell's C as the compilers see it: one empty line stands for the ``%%bpf`` line.
+
+    This is the one place the editor's numbering is made: with it, every line number clang,
+    BCC, libbpf and the verifier report is the line JupyterLab shows (``%%bpf`` is line 1)."""
+    return "\n" + cell
 
 
 def _split_assignment(text: str) -> tuple[str, str]:

@@ -34,8 +34,9 @@ def shown(shell, code: str) -> tuple[BaseException, str]:
 def test_compile_error_names_cell_line_and_column_without_traceback(shell):
     err, text = shown(shell, "%%bpf broken\nint hello(void *ctx) {\n    u32 x = y + 1;\n"
                              "    return x;\n}")
-    assert isinstance(err, CompileError) and (err.line, err.column) == (2, 13)
-    assert "line 2, column 13" in text and "undeclared identifier 'y'" in text
+    # line numbers as the editor shows them: the %%bpf line is line 1
+    assert isinstance(err, CompileError) and (err.line, err.column) == (3, 13)
+    assert "line 3, column 13" in text and "undeclared identifier 'y'" in text
     assert "Traceback" not in text and len(text.splitlines()) < 12
 
 
@@ -47,7 +48,10 @@ int hello(void *ctx) {
     u64 *v = h.lookup(&k);
     return *v;
 }""")
-    assert isinstance(err, VerifierError) and "cell line 5" in text
+    assert isinstance(err, VerifierError) and "at cell line 6:" in text
+    # the excerpt quotes the student's own line, not BCC's rewritten bpf_map_lookup_elem(...)
+    assert "; u64 *v = h.lookup(&k);   <- cell line 5" in text
+    assert "; return *v;   <- cell line 6" in text and "bpf_pseudo_fd" not in text
     assert "map_value_or_null" in text and "HINT" not in text and "Hint:" in text
     assert "privilege" not in text.lower() and "permission" not in text.lower()
     assert "Traceback" not in text

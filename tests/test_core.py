@@ -495,7 +495,7 @@ int f(void *ctx) { u32 k = 0; u32 v = level; bpf_map_update_elem(&seen, &k, &v, 
         assert list(second.table("seen")["value"]) == [6]
         second_ids = second.program_ids()
         result = shell.run_cell("%%bpf broken --core\n" + cell.replace("= level;", "= levl;"))
-        assert "line 10, column" in str(result.error_in_exec)
+        assert "line 11, column" in str(result.error_in_exec)  # %%bpf is line 1
     finally:
         shell.run_line_magic("bpf_detach", "--all")
     assert all_gone(second_ids.values())

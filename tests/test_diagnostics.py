@@ -1,0 +1,80 @@
+"""Verifier logs and clang output read against the cell's own lines (no kernel needed)."""
+from __future__ import annotations
+
+from ebpf_nb import diagnostics
+from ebpf_nb.magics import as_compiled
+
+CELL = as_compiled("""BPF_HASH(counts, u32, u64);
+TRACEPOINT_PROBE(syscalls, sys_enter_execve) {
+    u32 key = 0;
+    u64 *v = counts.lookup(&key);
+    (*v)++;
+    return 0;
+}""")
+
+# what BCC 0.26 printed for CELL on kernel 6.18 (its main.c starts 22 lines above the cell)
+BCC_LOG = """bpf: Failed to load program: Permission denied
+0: R1=ctx() R10=fp0
+; TRACEPOINT_PROBE(syscalls, sys_enter_execve) { @ main.c:24
+0: (b7) r1 = 0                        ; R1=0
+; u32 key = 0; @ main.c:26
+1: (63) *(u32 *)(r10 -4) = r1         ; R1=0 R10=fp0 fp-8=0000????
+; u64 *v = bpf_map_lookup_elem((void *)bpf_pseudo_fd(1, -1), &key); @ main.c:27
+2: (18) r1 = 0xffff888104484000       ; R1=map_ptr(map=counts,ks=4,vs=8)
+;  @ main.c:0
+5: (07) r2 += -4                      ; R2=fp-4
+; u64 *v = bpf_map_lookup_elem((void *)bpf_pseudo_fd(1, -1), &key); @ main.c:27
+6: (85) call bpf_map_lookup_elem#1    ; R0=map_value_or_null(id=1,map=counts,ks=4,vs=8)
+; (*v)++; @ main.c:28
+7: (79) r1 = *(u64 *)(r0 +0)
+R0 invalid mem access 'map_value_or_null'
+processed 7 insns (limit 1000000) max_states_per_insn 0 total_states 0 peak_states 0 mark_read 0
+
+HINT: The 'map_value_or_null' error can happen if you dereference a pointer value.
+"""
+
+
+def test_the_magic_line_is_line_one():
+    compiled = as_compiled("int a;\nint b;")
+    assert compiled.splitlines()[1:] == ["int a;", "int b;"]  # cell line 1 is editor line 2
+    clang = "/virtual/main.c:3:5: error: use of undeclared identifier 'b'\n"
+    assert diagnostics.parse_clang(clang)[0].line == 3
+
+
+def test_excerpt_quotes_the_students_lines_not_bccs_rewrite():
+    report = diagnostics.parse_verifier_log(BCC_LOG, CELL)
+    assert report.reason == "R0 invalid mem access 'map_value_or_null'"
+    assert report.cell_line == 6  # (*v)++ is editor line 6: %%bpf is line 1
+    assert "; u64 *v = counts.lookup(&key);   <- cell line 5" in report.log
+    assert "; (*v)++;   <- cell line 6" in report.log
+    assert "bpf_pseudo_fd" not in report.log and "main.c" not in report.log
+    assert "bpf: Failed" not in report.log and "HINT" not in report.log
+    assert report.hints == [("The 'map_value_or_null' error can happen if you dereference a "
+                             "pointer value.")]
+
+
+def test_annotations_outside_the_cell_stay_as_the_verifier_wrote_them():
+    log = "; static int helper(void) { @ main.c:3\n0: (b7) r0 = 0\n" + BCC_LOG
+    report = diagnostics.parse_verifier_log(log, CELL, keep=100)
+    assert "; static int helper(void) { @ main.c:3" in report.log  # BCC's header, not the cell
+    assert report.cell_line == 6
+
+
+def test_logs_without_source_or_reason():
+    assert diagnostics.parse_verifier_log("", CELL).reason == "the verifier gave no reason"
+    bare = "0: (b7) r0 = 0\ninvalid insn\nprocessed 1 insns (limit 1000000)\n"
+    report = diagnostics.parse_verifier_log(bare, CELL)
+    assert (report.reason, report.cell_line) == ("invalid insn", None)
+    # a cell whose lines all differ from the log's: nothing is mapped, nothing invented
+    report = diagnostics.parse_verifier_log(BCC_LOG, "int unrelated;\n")
+    assert report.cell_line is None and "<- cell line" not in report.log
+
+
+def test_verifier_hints_name_the_right_fix():
+    hint = diagnostics.hint_for_verifier
+    assert "NULL" in hint("R0 invalid mem access 'map_value_or_null'")
+    assert "size" in hint("invalid unbounded variable-offset read from stack R1")
+    assert "1 million" in hint("BPF program is too large. Processed 1000001 insn")
+    assert "constant limit" in hint("infinite loop detected at insn 7")
+    assert "bpf_probe_read_kernel" in hint("R1 invalid mem access 'scalar'")
+    assert hint("something nobody has seen") is None
