@@ -12,7 +12,8 @@ from typing import Any
 
 @dataclass
 class Result:
-    """One benchmark: our figure, plain BCC's, their ratio, and the goal it is held to."""
+    """One benchmark: our figure, plain BCC's, the C + libbpf reference's (``c``, where there is
+    one), the ratios, and the goal it is held to."""
 
     name: str
     unit: str                       # "rows/s", "ms", "MiB"...
@@ -23,12 +24,20 @@ class Result:
     compare: bool = True            # False: the two figures are shown side by side, no ratio
     met: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    c: float | None = None          # the C + libbpf reference on the same run (rows/s)
 
     @property
     def ratio(self) -> float | None:
         if not self.compare or not self.ours or not self.bcc:
             return None
         return self.ours / self.bcc if self.higher_is_better else self.bcc / self.ours
+
+    @property
+    def ratio_c(self) -> float | None:
+        """ebpf_nb as a fraction of the C reference (1.0 = as fast as C)."""
+        if not self.ours or not self.c:
+            return None
+        return self.ours / self.c if self.higher_is_better else self.c / self.ours
 
 
 def _fmt(value: float | None) -> str:
@@ -42,13 +51,15 @@ def _fmt(value: float | None) -> str:
 
 
 def table(results: list[Result]) -> str:
-    head = ("benchmark", "unit", "ebpf_nb", "plain BCC", "ratio", "goal", "met", "notes")
+    head = ("benchmark", "unit", "ebpf_nb", "plain BCC", "C+libbpf", "vs BCC", "vs C", "goal",
+            "met", "notes")
     rows = [head]
     for r in results:
         notes = ", ".join(f"{k}={_fmt(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v}"
                           for k, v in r.extra.items())
-        rows.append((r.name, r.unit, _fmt(r.ours), _fmt(r.bcc),
-                     "-" if r.ratio is None else f"{r.ratio:.1f}x", r.goal,
+        rows.append((r.name, r.unit, _fmt(r.ours), _fmt(r.bcc), _fmt(r.c),
+                     "-" if r.ratio is None else f"{r.ratio:.1f}x",
+                     "-" if r.ratio_c is None else f"{r.ratio_c:.0%}", r.goal,
                      {True: "yes", False: "NO", None: "-"}[r.met], notes))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(head) - 1)]
     lines = []
@@ -68,6 +79,6 @@ def write_json(results: list[Result], path: Path, *, quick: bool) -> None:
         "quick": quick,
         "cpus": os.cpu_count(),
         "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
-        "results": [dict(asdict(r), ratio=r.ratio) for r in results],
+        "results": [dict(asdict(r), ratio=r.ratio, ratio_c=r.ratio_c) for r in results],
     }
     path.write_text(json.dumps(doc, indent=2, default=float) + "\n")
