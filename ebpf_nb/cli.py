@@ -51,7 +51,7 @@ def cmd_lab(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from .host import doctor
     table = doctor()
-    print(table.to_string(index=False))
+    print(table)  # an AdviceTable: every word, wrapped, left-aligned
     return 0  # informative: a missing feature (kprobes) is a row to read, not a failure
 
 

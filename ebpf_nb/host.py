@@ -11,8 +11,7 @@ import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
-
+from .advice import AdviceTable
 from .errors import HostError, PrivilegeError
 
 CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
@@ -213,11 +212,12 @@ def run_checks(paths: HostPaths = DEFAULT) -> list[Check]:
     return checks
 
 
-def doctor(paths: HostPaths = DEFAULT) -> pd.DataFrame:
-    """One row per check: ``check``, ``status`` (OK / warning / problem), ``detail``, ``fix``."""
+def doctor(paths: HostPaths = DEFAULT) -> AdviceTable:
+    """One row per check: ``check``, ``status`` (OK / warning / problem), ``detail``, ``fix``;
+    displayed in full (wrapped, left-aligned), never cut."""
     rows = [{"check": c.check, "status": c.status, "detail": c.detail, "fix": c.fix}
             for c in run_checks(paths)]
-    return pd.DataFrame(rows, columns=["check", "status", "detail", "fix"])
+    return AdviceTable(rows, columns=["check", "status", "detail", "fix"])
 
 
 def _read_int(path: Path) -> int | None:

@@ -1,7 +1,10 @@
 """Verifier logs and clang output read against the cell's own lines (no kernel needed)."""
 from __future__ import annotations
 
-from ebpf_nb import diagnostics
+import pandas as pd
+
+from ebpf_nb import diagnostics, host
+from ebpf_nb.advice import AdviceTable
 from ebpf_nb.magics import as_compiled
 
 CELL = as_compiled("""BPF_HASH(counts, u32, u64);
@@ -78,3 +81,51 @@ def test_verifier_hints_name_the_right_fix():
     assert "constant limit" in hint("infinite loop detected at insn 7")
     assert "bpf_probe_read_kernel" in hint("R1 invalid mem access 'scalar'")
     assert hint("something nobody has seen") is None
+
+
+LONG_FIX = ("use tracepoints, raw tracepoints or `-a syscall:NAME` (the kit picks the tracepoint); "
+            "the VM has kprobes, and this sentence ends with the word ZEBRA")
+
+
+def advice() -> AdviceTable:
+    return AdviceTable([{"check": "kprobes", "status": "problem", "detail": "no <kprobes> & co",
+                         "fix": LONG_FIX},
+                        {"check": "JIT", "status": "OK", "detail": "on", "fix": None}],
+                       columns=["check", "status", "detail", "fix"])
+
+
+def test_advice_text_is_wrapped_left_aligned_and_whole():
+    text = repr(advice())
+    assert "…" not in text and "..." not in text
+    assert LONG_FIX in " ".join(text.split())  # every word, in order
+    lines = text.splitlines()
+    assert lines[0].startswith("check ") and lines[2].startswith("kprobes ")  # left-aligned
+    assert max(len(ln) for ln in lines) < 60 + 40  # wrapped, not one endless line
+    fix_col = lines[0].index("fix")
+    assert lines[3][:fix_col].strip() == "" and lines[3][fix_col:].strip()  # a continuation line
+    assert lines[-1].split() == ["JIT", "OK", "on"]  # an empty cell shows empty, not "nan"
+
+
+def test_advice_html_is_escaped_left_aligned_and_whole():
+    page = advice()._repr_html_()
+    assert LONG_FIX in page and "…" not in page and "..." not in page
+    assert "no &lt;kprobes&gt; &amp; co" in page and "<kprobes>" not in page
+    assert page.count("text-align:left") == 4 + 8  # every header and every cell
+    assert "white-space:normal" in page
+
+
+def test_doctor_is_an_advice_table_and_filters_to_plain_frames():
+    from IPython.core.interactiveshell import InteractiveShell
+
+    table = host.doctor()
+    assert isinstance(table, AdviceTable)
+    assert type(table[table.status == "OK"]) is pd.DataFrame
+    formats, _ = InteractiveShell.instance().display_formatter.format(table)
+    assert formats["text/plain"] == repr(table) and "…" not in formats["text/plain"]
+    assert formats["text/html"].startswith('<table class="ebpf-nb-advice"')
+
+
+def test_an_empty_advice_table_still_shows_its_header():
+    text = repr(AdviceTable([], columns=["check", "fix"]))
+    assert text.splitlines()[0].split() == ["check", "fix"]
+    assert "<thead>" in AdviceTable([], columns=["check"])._repr_html_()
