@@ -3,7 +3,7 @@
 # the Vagrant VM, by cloud-init on classroom VMs and by the VM tests (tests/vm). Idempotent: a
 # second run changes nothing and succeeds.
 #
-#   provision.sh [--repo DIR] [--venv DIR] [--skip-venv] [--test-tools]
+#   provision.sh [--repo DIR] [--venv DIR] [--skip-venv] [--test-tools] [--no-btf]
 #                [--vm] [--service] [--user USER] [--ip ADDR] [--port PORT] [--url-port PORT]
 #
 # Always: installs BCC, clang/LLVM, libbpf, bpftool and kernel headers, mounts tracefs/debugfs/bpffs
@@ -17,12 +17,18 @@
 #   --user      the account running JupyterLab (default: $SUDO_USER, else vagrant)
 #   --test-tools also what the test suite needs beyond the kit (`make test`): Debian's chromium,
 #               driven by Playwright for the browser test
-set -euo pipefail
+#   --no-btf    go on although the kernel has no BTF (CO-RE cells and tutorial 06 will not work)
+#
+# Every check that can refuse runs before anything changes. A step that fails prints one line
+# naming the step, the command, its line here and what to do; a re-run continues from there.
+# EBPF_NB_LOCK_WAIT (seconds, default 300): how long to wait for another apt/dpkg to finish.
+set -Eeuo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=
 skip_venv=0
 test_tools=0
+no_btf=0
 vm=0
 service=0
 user=${SUDO_USER:-}
@@ -35,13 +41,14 @@ while [ $# -gt 0 ]; do
     --venv) venv=${2:?--venv needs a directory}; shift 2 ;;
     --skip-venv) skip_venv=1; shift ;;
     --test-tools) test_tools=1; shift ;;
+    --no-btf) no_btf=1; shift ;;
     --vm) vm=1; service=1; shift ;;
     --service) service=1; shift ;;
     --user) user=${2:?--user needs an account name}; shift 2 ;;
     --ip) ip=${2:?--ip needs an address}; shift 2 ;;
     --port) port=${2:?--port needs a number}; shift 2 ;;
     --url-port) url_port=${2:?--url-port needs a number}; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "provision.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -53,6 +60,19 @@ die() { printf '[ebpf_nb setup] error: %s\n' "$*" >&2; exit 1; }
 changes=0
 changed() { changes=$((changes + 1)); say "$*"; }
 
+# What is being done now, and what to do when it fails: set by step() before each part.
+step_name="checking this machine"
+step_fix="read the message above"
+step() { step_name=$1; step_fix=$2; }
+# shellcheck disable=SC2317  # called by the ERR trap
+on_error() { # exit-code line command
+  trap - ERR
+  printf '[ebpf_nb setup] FAILED while %s (provision.sh line %s, exit %s: %s). What to do: %s; then run the same command again: it continues where it stopped.\n' \
+    "$step_name" "$2" "$1" "$3" "$step_fix" >&2
+  exit "$1"
+}
+trap 'on_error "$?" "$LINENO" "$BASH_COMMAND"' ERR
+
 # --- Refuse early, before changing anything -----------------------------------------------------
 [ "$(id -u)" -eq 0 ] || die "must run as root (eBPF and apt need it): sudo make setup"
 [ -r /etc/os-release ] || die "cannot read /etc/os-release: only Debian 12+ and Ubuntu 22.04+ are supported"
@@ -61,6 +81,13 @@ changed() { changes=$((changes + 1)); say "$*"; }
 case "${ID:-}:${ID_LIKE:-}" in
   debian:*|ubuntu:*|*:*debian*|*:*ubuntu*) ;;
   *) die "unsupported distribution '${PRETTY_NAME:-unknown}': only Debian 12+ and Ubuntu 22.04+ are supported" ;;
+esac
+# Too old: BCC, clang and libbpf in older releases lack what the tutorial uses (ring buffers, CO-RE).
+release_major=${VERSION_ID%%.*}
+case "$ID:${VERSION_ID:-}" in
+  debian:*[!0-9.]*|ubuntu:*[!0-9.]*|*:) ;;  # testing/unstable carry no number: new enough
+  debian:*) [ "$release_major" -ge 12 ] || die "${PRETTY_NAME:-Debian $VERSION_ID} is too old: use Debian 12 (bookworm) or newer" ;;
+  ubuntu:*) [ "$release_major" -ge 22 ] || die "${PRETTY_NAME:-Ubuntu $VERSION_ID} is too old: use Ubuntu 22.04 or newer" ;;
 esac
 [ "$(uname -s)" = Linux ] || die "eBPF needs a Linux kernel"
 [ -f "$repo/pyproject.toml" ] || die "--repo $repo does not hold the ebpf_nb repository (no pyproject.toml)"
@@ -76,6 +103,67 @@ fi
 
 kernel=$(uname -r)
 export DEBIAN_FRONTEND=noninteractive
+case "$kernel" in
+  [0-4].*|5.[0-7].*) die "kernel $kernel is too old: the kit needs Linux 5.8 or newer (ring buffers, BTF); boot a newer kernel (Debian 12 ships 6.1)" ;;
+esac
+if [ ! -r /sys/kernel/btf/vmlinux ] && [ "$no_btf" = 0 ]; then
+  die "kernel $kernel has no BTF (/sys/kernel/btf/vmlinux): CO-RE cells and tutorial 06 need a kernel built with CONFIG_DEBUG_INFO_BTF=y (Debian's and Ubuntu's are); boot one, or pass --no-btf to set up the rest"
+fi
+
+# --- apt and dpkg: wait for another package manager, never half-install --------------------------
+lock_wait=${EBPF_NB_LOCK_WAIT:-300}
+case "$lock_wait" in ''|*[!0-9]*) die "EBPF_NB_LOCK_WAIT must be a number of seconds" ;; esac
+# The process holding dpkg's lock (it takes POSIX locks: /proc/locks names the holder), or nothing.
+dpkg_lock_holder() {
+  local lock ino
+  for lock in /var/lib/dpkg/lock-frontend /var/lib/dpkg/lock; do
+    [ -e "$lock" ] || continue
+    ino=$(stat -c %i "$lock")
+    awk -v ino="$ino" '{ split($6, id, ":"); if (id[3] == ino) { print $5; exit } }' /proc/locks
+  done | head -n 1
+}
+wait_for_dpkg_lock() {
+  local pid waited=0
+  while pid=$(dpkg_lock_holder) && [ -n "$pid" ] && [ "$pid" != $$ ]; do
+    if [ "$waited" -ge "$lock_wait" ]; then
+      die "the package manager is busy: $(cat "/proc/$pid/comm" 2>/dev/null || echo process) (pid $pid) holds dpkg's lock; wait for it to finish (or stop it), then run this again"
+    fi
+    [ "$waited" = 0 ] && say "waiting up to ${lock_wait} s for $(cat "/proc/$pid/comm" 2>/dev/null || echo another process) (pid $pid) to release dpkg's lock"
+    sleep 2; waited=$((waited + 2))
+  done
+}
+# Free space where packages are unpacked and downloaded, in MiB.
+free_mib() { df -Pm "$1" 2>/dev/null | awk 'NR == 2 { print $4 }'; }
+need_space() { # MiB path...
+  local need=$1 path free; shift
+  for path in "$@"; do
+    while [ ! -e "$path" ]; do path=$(dirname "$path"); done
+    free=$(free_mib "$path")
+    [ -z "$free" ] || [ "$free" -ge "$need" ] || \
+      die "not enough disk space: $path has ${free} MiB free, setup needs about ${need} MiB; free some space (apt-get clean, old kernels, logs), then run this again"
+  done
+}
+# apt-get with its output kept; on failure the error lines and one line saying what to do.
+apt_run() {
+  local log rc=0
+  log=$(mktemp)
+  apt-get -o DPkg::Lock::Timeout="$lock_wait" "$@" >"$log" 2>&1 || rc=$?
+  if [ "$rc" != 0 ]; then
+    grep -E '^(E|W|Err):' "$log" | head -n 5 >&2 || tail -n 5 "$log" >&2
+    if grep -qE 'Could not resolve|Temporary failure resolving|Failed to fetch|Unable to connect|Network is unreachable|Connection timed out|Could not connect' "$log"; then
+      step_fix="the package archive cannot be reached: check the network (and the proxy, if any) and /etc/apt/sources.list"
+    elif grep -qE 'No space left on device|You don.t have enough free space' "$log"; then
+      step_fix="the disk is full: free some space (apt-get clean)"
+    elif grep -q 'Could not get lock' "$log"; then
+      step_fix="another package manager holds dpkg's lock: wait for it to finish"
+    elif grep -q 'dpkg was interrupted' "$log"; then
+      step_fix="an earlier installation was interrupted: run 'dpkg --configure -a'"
+    fi
+    rm -f "$log"
+    return "$rc"
+  fi
+  rm -f "$log"
+}
 
 # --- Packages ------------------------------------------------------------------------------------
 # binutils: objdump shows JIT-ed code; cpp: the labs read syscall numbers from <sys/syscall.h>
@@ -86,7 +174,15 @@ missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
 
 apt_updated=0
-apt_update_once() { [ "$apt_updated" = 1 ] || { say "apt-get update"; apt-get update -qq; apt_updated=1; }; }
+apt_update_once() {
+  [ "$apt_updated" = 1 ] && return 0
+  step "downloading the package lists (apt-get update)" \
+       "check the network (and the proxy, if any) and /etc/apt/sources.list"
+  wait_for_dpkg_lock
+  say "apt-get update"
+  apt_run update -qq
+  apt_updated=1
+}
 has_candidate() { apt-cache policy "$1" 2>/dev/null | grep 'Candidate: [^(]' >/dev/null; }  # no -q: SIGPIPE + pipefail
 
 # bpftool: its own package on Debian; on Ubuntu it ships with the kernel's linux-tools.
@@ -106,24 +202,51 @@ if [ "$test_tools" = 1 ] && ! dpkg-query -W -f='${Status}' chromium 2>/dev/null 
   fi
 fi
 
+headers_ok() {
+  [ -e "/lib/modules/$kernel/build/include/linux/kconfig.h" ] ||
+    [ -e "/lib/modules/$kernel/build/include/generated/autoconf.h" ]
+}
+# Checked before anything is installed: room for the packages (clang, LLVM, headers, chromium)
+# and for the venv (JupyterLab, pandas, matplotlib).
+if [ ${#missing[@]} -gt 0 ] || ! headers_ok; then
+  need_space 2048 /var/cache/apt/archives /usr
+fi
+if [ "$skip_venv" = 0 ] && [ ! -x "$venv/bin/python" ]; then need_space 1024 "$venv"; fi
+
+# An installation a killed run left half done is finished first.
+if [ -n "$(dpkg --audit 2>/dev/null)" ]; then
+  step "finishing an interrupted package installation (dpkg --configure -a)" \
+       "run 'dpkg --configure -a' and read its error"
+  wait_for_dpkg_lock
+  changed "finishing an interrupted package installation"
+  dpkg --configure -a >/dev/null
+fi
+
 if [ ${#missing[@]} -gt 0 ]; then
   apt_update_once
+  step "installing ${missing[*]}" "read apt's error above"
+  wait_for_dpkg_lock
   changed "installing ${missing[*]}"
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt_run install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
 # --- Kernel headers: the exact ones when the distribution has them, else generic ones, linked ----
 modules_dir=/lib/modules/$kernel
-if [ -e "$modules_dir/build/include/linux/kconfig.h" ] || [ -e "$modules_dir/build/include/generated/autoconf.h" ]; then
+if headers_ok; then
   : # headers already usable
-elif { apt_update_once; apt-cache show "linux-headers-$kernel" >/dev/null 2>&1; }; then
+elif { apt_update_once; has_candidate "linux-headers-$kernel"; }; then
+  step "installing linux-headers-$kernel" "read apt's error above"
+  wait_for_dpkg_lock
   changed "installing linux-headers-$kernel"
-  apt-get install -y -qq "linux-headers-$kernel" >/dev/null
+  apt_run install -y -qq "linux-headers-$kernel"
 else
   arch=$(dpkg --print-architecture)
   case "$ID" in ubuntu) meta=linux-headers-generic ;; *) meta=linux-headers-$arch ;; esac
+  step "installing the generic kernel headers ($meta)" "read apt's error above"
+  wait_for_dpkg_lock
   changed "no headers packaged for kernel $kernel: installing the distribution's generic $meta"
-  apt-get install -y -qq "$meta" >/dev/null
+  apt_run install -y -qq "$meta"
+  step "linking the generic headers as $modules_dir/build" "report this as a bug of ebpf_nb's setup"
   build=$(find /usr/src -maxdepth 1 \( -name "linux-headers-*-$arch" -o -name 'linux-headers-*-generic' \) \
             -type d -print | sort -V | tail -n 1)
   [ -n "$build" ] || die "installed $meta but found no /usr/src/linux-headers-* directory"
@@ -141,6 +264,7 @@ WARN
 fi
 
 # --- Pseudo file systems that eBPF tools need ---------------------------------------------------
+step "mounting tracefs, debugfs and bpffs" "mount them by hand (see docs/vm.md) and read the error"
 mount_if_missing() { # type path
   if ! mountpoint -q "$2"; then
     mkdir -p "$2"
@@ -165,6 +289,8 @@ fi
 
 # --- Python environment -------------------------------------------------------------------------
 if [ "$skip_venv" = 0 ]; then
+  step "creating the Python environment $venv" \
+       "check that PyPI is reachable (pip's error is above); delete $venv if it is broken"
   # BCC's bindings are built for the distribution's interpreter: the venv must use it.
   bcc_python=/usr/bin/python3
   /usr/bin/python3 -c 'import bcc' 2>/dev/null || die "python3-bpfcc is installed but 'import bcc' fails in /usr/bin/python3"
@@ -197,6 +323,7 @@ put_file() { # mode path < content: (re)writes the file only when its content or
 }
 
 if [ "$service" = 1 ]; then
+  step "installing the JupyterLab service" "read the error above; journalctl -u ebpf-nb-lab"
   group=$(id -gn "$user")
   launcher=/usr/local/libexec/ebpf-nb-kernel
   kernels=/usr/local/share/ebpf_nb/jupyter/kernels
