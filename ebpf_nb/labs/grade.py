@@ -1,101 +1,188 @@
 """Grade a folder of submitted lab notebooks into a CSV: one row per student per exercise.
 
-Each notebook runs in its own kernel (nbclient) with a per-cell timeout; a cell error does not
-stop the run (later checks still count), and a notebook that hangs or kills its kernel is
-stopped and graded on what ran before. The check results are read back from the outputs
-(:data:`~ebpf_nb.labs.checks.MIME_TYPE`); an exercise whose check never ran gets 0 points and
-says why.
+No Python a student wrote is ever run, and nothing a student's notebook stored is believed:
+not its outputs, its metadata, its ``check`` or its files. For each submission the grader
+takes the canonical lab (``labs/NN_topic/solution.ipynb``: its exercise list, its Python, its
+checks), puts the student's ``%%bpf`` C into the lab's answer cells (:mod:`.answers`) and runs
+that in a fresh trusted process (:mod:`.sandbox`: ``python -I``, a private empty working
+folder, a clean environment) with a wall-clock and a memory limit; the process group is
+killed afterwards, which unloads every program it loaded. See ``docs/grading.md``.
 """
 from __future__ import annotations
 
-import re
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
-import nbformat
 import pandas as pd
-from nbclient import NotebookClient
-from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
-from .checks import PASS, results_from_outputs
+from .answers import (
+    MAX_NOTEBOOK_BYTES,
+    CanonicalLab,
+    SubmissionError,
+    canonical_labs,
+    metadata_lab,
+    read_submission,
+    student_answers,
+    which_lab,
+)
+from .checks import PASS
+from .safe_files import find_submissions, read_regular_file, write_csv
 
 COLUMNS = ["student", "notebook", "exercise", "status", "points", "feedback"]
-_CHECK_ID = re.compile(r"""check\(\s*["'](\d\d\.\w+)["']""")
+STATUSES = ("pass", "fail", "not done")
+DEFAULT_TIMEOUT = 600.0  # seconds per submission; a solved lab takes well under a minute
+DEFAULT_MEMORY_MB = 4096  # address space of the grading process (BCC and LLVM need ~1.5 GiB)
+CHILD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def execute(path: Path, timeout: float = 60, kernel_name: str = "python3"
-            ) -> tuple[nbformat.NotebookNode, str]:
-    """Run a notebook in a fresh kernel; returns it with outputs and what stopped it ("" if
-    nothing did)."""
-    nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name, allow_errors=True,
-                            resources={"metadata": {"path": str(path.parent)}})
+def default_labs_root() -> Path:
+    """The canonical labs: ``labs/`` of the kit's own checkout."""
+    return Path(__file__).resolve().parents[2] / "labs"
+
+
+def job_for(lab: CanonicalLab, answers: dict[str, str]) -> dict[str, object]:
+    """The steps the grading process runs: the lab's, with the student's C in answer cells."""
+    steps = []
+    for step in lab.steps:
+        entry = asdict(step)
+        if step.kind == "bpf":
+            entry["body"] = answers.get(step.cell_id)
+        steps.append(entry)
+    return {"lab": lab.name, "steps": steps}
+
+
+def _limit_memory(megabytes: int) -> None:
+    limit = megabytes * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def run_job(job: dict[str, object], timeout: float, memory_mb: int,
+            env_extra: dict[str, str] | None = None) -> tuple[list[dict[str, str]], str]:
+    """Run ``job`` in a fresh grading process; its verdicts and what stopped it ("" if none)."""
+    with tempfile.TemporaryDirectory(prefix="ebpf-nb-grade-") as private, \
+            tempfile.TemporaryFile() as log:
+        env = {"PATH": CHILD_PATH, "HOME": private, "IPYTHONDIR": private,
+               "MPLBACKEND": "Agg", "MPLCONFIGDIR": private, "LANG": "C.UTF-8",
+               "TMPDIR": private, **(env_extra or {})}
+        child = subprocess.Popen(
+            [sys.executable, "-I", "-m", "ebpf_nb.labs.sandbox"], cwd=private, env=env,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, start_new_session=True,
+            preexec_fn=lambda: _limit_memory(memory_mb))  # noqa: PLW1509 - only setrlimit
+        stopped = ""
+        try:
+            out, _ = child.communicate(json.dumps(job).encode(), timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(child.pid)
+            out, _ = child.communicate()
+            stopped = f"grading stopped: the submission took longer than {timeout:g} s"
+        finally:
+            _kill_group(child.pid)
+        if not stopped and child.returncode != 0:
+            log.seek(0, os.SEEK_END)
+            log.seek(max(0, log.tell() - 4000))
+            tail = log.read().decode(errors="replace")
+            if "MemoryError" in tail or "std::bad_alloc" in tail:
+                stopped = f"grading stopped: the memory limit ({memory_mb} MiB) was reached"
+            else:
+                last = [line for line in tail.splitlines() if line.strip()][-1:] or ["?"]
+                stopped = (f"grading stopped: the grading process ended with code "
+                           f"{child.returncode} ({last[0][:200]})")
+    verdicts = []
+    for line in out.decode(errors="replace").splitlines():
+        try:
+            verdict = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(verdict, dict):
+            verdicts.append(verdict)
+    return verdicts, stopped
+
+
+def _kill_group(pgid: int) -> None:
     try:
-        client.execute()
-    except CellTimeoutError:
-        return nb, f"a cell ran longer than {timeout:g} s and was stopped"
-    except DeadKernelError:
-        return nb, "the kernel died (crashed or was killed) while running a cell"
-    except Exception as err:  # noqa: BLE001 - one bad notebook must not stop the grading
-        return nb, f"the notebook could not run: {type(err).__name__}: {err}"
-    return nb, ""
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
-def expected_exercises(nb: nbformat.NotebookNode) -> list[str]:
-    """The exercises a notebook should have checks for (its metadata, else its check calls)."""
-    listed = nb.metadata.get("ebpf_nb", {}).get("exercises")
-    if listed:
-        return list(listed)
-    found = [m for c in nb.cells if c.cell_type == "code" for m in _CHECK_ID.findall(c.source)]
-    return list(dict.fromkeys(found))
-
-
-def grade_notebook(path: Path, student: str, timeout: float = 60,
-                   kernel_name: str = "python3") -> list[dict[str, object]]:
-    """The grade rows of one submitted notebook."""
-    try:
-        nb, stopped = execute(path, timeout, kernel_name)
-    except Exception as err:  # noqa: BLE001 - e.g. not a notebook at all
-        return [_row(student, path, "*", "error", 0, f"not a readable notebook: {err}")]
-    results = {}
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            for result in results_from_outputs(cell.get("outputs", [])):
-                results[result.exercise] = result
+def rows_of(lab: CanonicalLab, verdicts: list[dict[str, str]], stopped: str, student: str,
+            notebook: str) -> list[dict[str, object]]:
+    """One row per exercise of the canonical lab; verdicts for any other id are ignored."""
+    found = {}
+    for verdict in verdicts:
+        exercise = verdict.get("exercise")
+        if exercise in lab.exercises and verdict.get("status") in STATUSES:
+            found.setdefault(exercise, verdict)
     rows = []
-    for exercise_id in dict.fromkeys(expected_exercises(nb) + list(results)):
-        result = results.get(exercise_id)
-        if result is None:
-            why = stopped or "its check cell did not run or did not show a result"
-            rows.append(_row(student, path, exercise_id, "not run", 0, why))
+    for exercise in lab.exercises:
+        verdict = found.get(exercise)
+        if verdict is None:
+            rows.append(_row(student, notebook, exercise, "not run", 0,
+                             stopped or "the check did not run"))
         else:
-            rows.append(_row(student, path, exercise_id, result.status,
-                             1 if result.status == PASS else 0, result.message))
-    if not rows:
-        rows.append(_row(student, path, "*", "not run", 0, stopped or "no exercise found"))
+            status = verdict["status"]
+            rows.append(_row(student, notebook, exercise, status, 1 if status == PASS else 0,
+                             str(verdict.get("message", ""))))
     return rows
 
 
-def grade(directory: Path, out: Path | None = None, timeout: float = 60,
-          kernel_name: str = "python3") -> pd.DataFrame:
+def grade_notebook(path: Path, student: str, labs: dict[str, CanonicalLab],
+                   timeout: float = DEFAULT_TIMEOUT, memory_mb: int = DEFAULT_MEMORY_MB,
+                   env_extra: dict[str, str] | None = None) -> list[dict[str, object]]:
+    """The grade rows of one submitted notebook (error rows when it cannot be graded)."""
+    try:
+        data = read_regular_file(path, MAX_NOTEBOOK_BYTES)
+        cells = read_submission(data)
+        lab = which_lab(path.name, cells, metadata_lab(data), labs)
+    except (OSError, SubmissionError) as err:
+        return [_row(student, path.name, "*", "error", 0, f"not graded: {err}")]
+    if lab is None:
+        return [_row(student, path.name, "*", "error", 0,
+                     f"not graded: cannot tell which lab this is (name it after a lab folder: "
+                     f"{', '.join(sorted(labs))})")]
+    verdicts, stopped = run_job(job_for(lab, student_answers(lab, cells)), timeout, memory_mb,
+                                env_extra)
+    return rows_of(lab, verdicts, stopped, student, path.name)
+
+
+def grade(directory: Path, out: Path | None = None, timeout: float = DEFAULT_TIMEOUT,
+          memory_mb: int = DEFAULT_MEMORY_MB, labs_root: Path | None = None) -> pd.DataFrame:
     """Grade every notebook under ``directory``; writes ``grades.csv`` there (or ``out``).
 
     The student is the notebook's first folder under ``directory`` (``alice/02_maps.ipynb``) or,
     for notebooks directly in it, the file name (``alice.ipynb``).
     """
-    directory = Path(directory)
+    directory = Path(directory).resolve()
+    out = Path(out).resolve() if out else directory / "grades.csv"
+    labs = canonical_labs(labs_root or default_labs_root())
+    env_extra = _cache_env()
     rows: list[dict[str, object]] = []
-    for path in sorted(directory.rglob("*.ipynb")):
+    for path, refused in find_submissions(directory):
         relative = path.relative_to(directory)
-        if ".ipynb_checkpoints" in relative.parts:
-            continue
-        student = relative.parts[0] if len(relative.parts) > 1 else path.stem
-        rows.extend(grade_notebook(path, student, timeout, kernel_name))
-    frame = pd.DataFrame(rows, columns=COLUMNS)
-    frame.to_csv(out or directory / "grades.csv", index=False)
-    return frame
+        student = relative.parts[0] if len(relative.parts) > 1 else Path(relative).stem
+        if refused:
+            rows.append(_row(student, path.name, "*", "error", 0, f"{relative} {refused}"))
+        else:
+            rows.extend(grade_notebook(path, student, labs, timeout, memory_mb, env_extra))
+    write_csv(out, COLUMNS, rows)
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def _row(student: str, path: Path, exercise: str, status: str, points: int,
+def _cache_env() -> dict[str, str]:
+    """The grading processes share root's checked CO-RE cache (objects keyed by their C)."""
+    from ebpf_nb.core.cache import cache_dir
+    return {"EBPF_NB_CACHE": str(cache_dir())}
+
+
+def _row(student: str, notebook: str, exercise: str, status: str, points: int,
          feedback: str) -> dict[str, object]:
-    return {"student": student, "notebook": path.name, "exercise": exercise, "status": status,
+    return {"student": student, "notebook": notebook, "exercise": exercise, "status": status,
             "points": points, "feedback": feedback}

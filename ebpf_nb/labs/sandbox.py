@@ -1,0 +1,70 @@
+"""The grading process of one submission: ``python -I -m ebpf_nb.labs.sandbox`` (trusted code).
+
+It reads a job (JSON on stdin: the steps of :mod:`ebpf_nb.labs.answers` with the student's C
+filled in), runs it in a private IPython shell, and writes one JSON verdict line per check to
+its standard output; everything else the cells print goes to standard error. It runs only the
+canonical lab's Python and the kit's code: the student's text reaches it as the C of
+``%%bpf`` cells, compiled and loaded as BPF programs, never as Python.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, TextIO
+
+
+def _verdict_stream() -> TextIO:
+    """A private copy of stdout for verdicts; fd 1 itself then points at stderr."""
+    verdicts = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
+    return verdicts
+
+
+def run_job(job: dict[str, Any], verdicts: TextIO) -> None:
+    """Run the steps of ``job``; one JSON line per check on ``verdicts``."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from ebpf_nb.labs.checks import EXERCISES, NOT_DONE, run_check
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "ebpf_nb")
+    load_errors: dict[str, str] = {}
+    for step in job["steps"]:
+        kind = step["kind"]
+        if kind == "run":
+            shell.run_cell(step["source"], store_history=True)
+        elif kind == "bpf":
+            body = step.get("body")
+            name = step["name"]
+            if body is None:
+                load_errors[name] = "the submission has no such cell"
+                continue
+            try:
+                shell.run_cell_magic("bpf", step["source"], body)
+                load_errors.pop(name, None)
+            except Exception as err:  # noqa: BLE001 - the student's C: any error is feedback
+                load_errors[name] = " ".join(str(err).split())[:600]
+        elif kind == "check":
+            result = run_check(step["name"])
+            message = result.message
+            spec = EXERCISES.get(step["name"])
+            program = spec.program if spec else None
+            if result.status == NOT_DONE and program in load_errors:
+                message = f"your `%%bpf {program}` cell did not load: {load_errors[program]}"
+            verdicts.write(json.dumps({"exercise": result.exercise, "status": result.status,
+                                       "message": message}) + "\n")
+    shell.run_line_magic("bpf_detach", "--all")
+
+
+def main() -> int:
+    verdicts = _verdict_stream()
+    job = json.load(sys.stdin)
+    run_job(job, verdicts)
+    verdicts.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
