@@ -10,6 +10,11 @@ _DIAG = re.compile(r"^(?P<file>[^\s:]+):(?P<line>\d+):(?P<col>\d+): (?P<level>fa
 # verifier source annotation: "; u64 z = *v; @ main.c:18"
 _VERIFIER_SOURCE = re.compile(r"^; (?P<code>.*?) @ (?P<file>[^\s:]+):(?P<line>\d+)$")
 _PROCESSED = re.compile(r"^processed \d+ insns")
+# BCC's only words when the verifier gives up (E2BIG): it prints no log, and its "at most 4096"
+# is the pre-5.2 limit: "bpf: Argument list too long. Program  too large (41 insns), at most ..."
+_BCC_TOO_COMPLEX = re.compile(r"^bpf: Argument list too long\. Program .*too large \((\d+) insns\)")
+# harmless BTF notes the kernel prints before the instructions (e.g. for a ``void *ctx``)
+_NOISE = re.compile(r"^(arg#\d+ reference type|func#\d+ )")
 
 
 @dataclass(frozen=True)
@@ -105,7 +110,14 @@ def parse_verifier_log(log: str, cell_source: str, *, keep: int = 14) -> Verifie
     """
     lines = [ln for ln in log.splitlines() if ln.strip()]
     hints = [ln.split("HINT:", 1)[1].strip() for ln in lines if ln.startswith("HINT:")]
-    body = [ln for ln in lines if not ln.startswith("HINT:") and not ln.startswith("bpf: Failed")]
+    too_complex = next((m for ln in lines if (m := _BCC_TOO_COMPLEX.match(ln))), None)
+    if too_complex:
+        return VerifierReport(
+            "too complex to verify: the verifier gave up before it had followed every path (it "
+            "stops after 1 million instructions, or 8192 branches still to explore); the "
+            f"program itself has {too_complex[1]} instructions", None, "", hints)
+    body = [ln for ln in lines if not ln.startswith(("HINT:", "bpf: Failed"))
+            and not _NOISE.match(ln)]
     offset = _source_line_map(body, cell_source)
     cell_lines = cell_source.splitlines()
 
@@ -133,7 +145,7 @@ def hint_for_verifier(reason: str) -> str | None:
     if "variable-offset" in reason or "out of bounds" in reason or "outside of the" in reason:
         return ("check the index against the array's size before using it "
                 "(if (i >= N) return 0;), so the verifier knows every access stays inside.")
-    if "too large" in reason or "complexity" in reason:
+    if "too large" in reason or "too complex" in reason or "complexity" in reason:
         return ("the verifier walks every path and gives up after 1 million instructions: "
                 "bound the loop with a small constant, or split the work with tail calls.")
     if "unbounded" in reason or "back-edge" in reason or "infinite loop" in reason:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import keyword
 import shlex
+import sys
 
 import pandas as pd
 from IPython.core.error import UsageError as IPythonUsageError
@@ -150,7 +151,12 @@ def _show_error(shell, etype, value, tb, tb_offset=None):
     """Custom exception handler: the kit's errors as one short message.
 
     IPython discards what a handler returns, so it shows the message itself through
-    ``_showtraceback`` (which ipykernel turns into the cell's error output)."""
+    ``_showtraceback`` (which ipykernel turns into the cell's error output). Like Python's own
+    prompt it keeps the error in ``sys.last_value``: ``%debug`` works, and so do checks of
+    what a cell that had to fail said."""
+    sys.last_type, sys.last_value, sys.last_traceback = etype, value, tb
+    if sys.version_info >= (3, 12):
+        sys.last_exc = value
     magics = shell.magics_manager.registry.get("BpfMagics")
     if magics is not None and not magics.short_errors:
         stb = shell.InteractiveTB.structured_traceback(etype, value, tb, tb_offset=tb_offset)

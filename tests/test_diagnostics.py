@@ -129,3 +129,31 @@ def test_an_empty_advice_table_still_shows_its_header():
     text = repr(AdviceTable([], columns=["check", "fix"]))
     assert text.splitlines()[0].split() == ["check", "fix"]
     assert "<thead>" in AdviceTable([], columns=["check"])._repr_html_()
+
+
+def test_bccs_too_large_message_is_told_as_the_verifier_giving_up():
+    log = "bpf: Argument list too long. Program  too large (41 insns), at most 4096 insns\n\n"
+    report = diagnostics.parse_verifier_log(log, CELL)
+    assert report.reason.startswith("too complex to verify") and "41 instructions" in report.reason
+    assert "4096" not in report.reason and report.cell_line is None and report.log == ""
+    assert "1 million" in diagnostics.hint_for_verifier(report.reason)
+
+
+def test_btf_notes_before_the_instructions_are_left_out():
+    log = "arg#0 reference type('UNKNOWN ') size cannot be determined: -22\n" + BCC_LOG
+    report = diagnostics.parse_verifier_log(log, CELL, keep=100)
+    assert "UNKNOWN" not in report.log and report.log.startswith("0: R1=ctx() R10=fp0")
+
+
+def test_a_short_error_is_kept_in_sys_last_value_for_debug_and_checks():
+    import sys
+
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from ebpf_nb.errors import UsageError
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "ebpf_nb")
+    result = shell.run_cell("%%bpf 1abc\nint f(void *ctx) { return 0; }", store_history=False)
+    assert isinstance(result.error_in_exec, UsageError)
+    assert sys.last_value is result.error_in_exec and sys.last_type is UsageError
