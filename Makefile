@@ -17,7 +17,7 @@ lab: setup
 ## test: the whole suite, real kernel included (fails, never skips, when the kernel cannot be used)
 test:
 	$(SUDO) bash vagrant/provision.sh --repo $(CURDIR) --test-tools
-	$(SUDO) $(PY) -m pytest $(PYTEST_ARGS)
+	$(SUDO) $(PY) -m pytest --durations=15 $(PYTEST_ARGS)
 
 ## test-fast: unit tests only (no kernel)
 test-fast: setup
@@ -35,8 +35,26 @@ labs: setup
 check-notebooks: setup
 	$(PY) -m ebpf_nb.cli labs build --check
 
+## labextension: rebuild the prebuilt JupyterLab extension (%%bpf cells as C) from labextension/
+## with the npm registry's pinned packages, then reinstall the kit so JupyterLab loads the new build
+.PHONY: labextension site
+labextension: setup
+	cd labextension && npm ci --no-audit --no-fund && PATH=$(CURDIR)/$(VENV)/bin:$$PATH npm run build
+	$(PY) -m pip install -q --no-deps -e .
+
+## site: execute every tutorial and lab solution on the real kernel, build the static site in
+## build/site (open build/site/index.html), and the README's picture docs/images/bpf-cell.png
+site:
+	$(SUDO) $(PY) -m ebpf_nb.site build/site
+
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
+
+## test-clean-root: the README's quick start from nothing, in a clean Debian root on this kernel
+## (faults refused, `make test`, provision again changes nothing, `make lab` serves); --full: FULL=1
+.PHONY: test-clean-root
+test-clean-root:
+	$(SUDO) bash tests/cleanroot/run.sh $(if $(FULL),--full)
 
 ## test-vm: vagrant validate + shellcheck, then a real VM under QEMU (TCG): provision.sh inside,
 ## the JupyterLab service, kprobe tests, notebooks, a reboot (guest image cached in /var/cache)

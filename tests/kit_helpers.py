@@ -24,6 +24,18 @@ def still_loaded(ids: set[int], wait: float = 3.0) -> set[int]:
         time.sleep(0.05)
 
 
+def eventually(predicate, timeout: float = 10.0, every: float = 0.05) -> bool:
+    """Whether ``predicate()`` became true within ``timeout`` seconds: for kernel state that
+    settles asynchronously (programs freed after an RCU grace period, threads ending, fds
+    closed), never checked only once."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(every)
+    return True
+
+
 def run(shell, code: str):
     """Run a cell and return its result, failing the test on any error."""
     result = shell.run_cell(code, store_history=False)

@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from kit_helpers import bpftool_prog_ids, run, still_loaded
+from kit_helpers import bpftool_prog_ids, eventually, run, still_loaded
 
 pytestmark = pytest.mark.kernel
 CELL = """%%bpf {name}
@@ -38,12 +38,13 @@ def test_rerunning_a_cell_replaces_its_program(shell):
         ids = _our_ids(shell, "again")
         assert len(ids) == 2 and ids <= bpftool_prog_ids()
         seen |= ids
-    live = bpftool_prog_ids()
-    assert len(seen & live) == 2, "only the last run's programs may still be loaded"
+    # The kernel frees the replaced programs after an RCU grace period: poll, never look once.
+    assert eventually(lambda: (seen & bpftool_prog_ids()) == ids), \
+        f"only the last run's programs may still be loaded: {sorted(seen & bpftool_prog_ids())}"
     run(shell, "%bpf_detach again")
-    assert not still_loaded(seen)
+    assert not still_loaded(seen, wait=10)
     if os.environ.get("CI"):  # alone on the kernel: the whole count is back where it was
-        assert len(bpftool_prog_ids()) == len(before)
+        assert eventually(lambda: len(bpftool_prog_ids()) == len(before))
 
 
 def test_detach_all_and_unload_ext_release_everything(shell):
@@ -52,12 +53,12 @@ def test_detach_all_and_unload_ext_release_everything(shell):
     ids = set().union(*(_our_ids(shell, n) for n in ("a", "b", "c")))
     assert ids <= bpftool_prog_ids()
     run(shell, "%bpf_detach --all")
-    assert not still_loaded(ids)
+    assert not still_loaded(ids, wait=10)
 
     run(shell, CELL.format(name="d"))
     ids = _our_ids(shell, "d")
     run(shell, "%unload_ext ebpf_nb")
-    assert not still_loaded(ids)
+    assert not still_loaded(ids, wait=10)
     run(shell, "%load_ext ebpf_nb")
 
 
@@ -70,8 +71,8 @@ def test_a_killed_kernel_process_leaves_nothing():
     ids = {int(x) for x in proc.stdout.readline().split()}
     assert ids and ids <= bpftool_prog_ids()
     proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
-    assert not still_loaded(ids)
+    proc.wait(timeout=30)
+    assert not still_loaded(ids, wait=10)
 
 
 def test_reads_release_their_perf_events_and_threads(shell):
@@ -81,8 +82,10 @@ def test_reads_release_their_perf_events_and_threads(shell):
     threads_before = threading.active_count()
     for _ in range(5):
         prog.events("events", seconds=0.05)
-    assert len(os.listdir("/proc/self/fd")) == fds_before
-    assert threading.active_count() == threads_before
+    assert eventually(lambda: len(os.listdir("/proc/self/fd")) <= fds_before), \
+        f"{len(os.listdir('/proc/self/fd')) - fds_before} fds left open by reads"
+    assert eventually(lambda: threading.active_count() <= threads_before), \
+        [t.name for t in threading.enumerate()]
 
 
 def test_ctrl_c_stops_a_read_and_keeps_what_it_read(shell):
@@ -93,5 +96,5 @@ def test_ctrl_c_stops_a_read_and_keeps_what_it_read(shell):
     timer.start()
     start = time.monotonic()
     df = prog.trace(seconds=30)
-    assert time.monotonic() - start < 5
+    assert time.monotonic() - start < 20  # stopped long before its 30 s (generous: loaded CI)
     assert df.attrs["interrupted"] is True and df.attrs["stopped_by"] == "interrupt"

@@ -6,6 +6,7 @@ Committed notebooks carry no outputs, and no student notebook is stale against i
 """
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -20,7 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 TUTORIALS = sorted((ROOT / "notebooks").glob("[0-9][0-9]*_*.ipynb"))
 SOLUTIONS = sorted((ROOT / "labs").glob("*/solution.ipynb"))
 STUDENTS = sorted((ROOT / "labs").glob("*/lab.ipynb"))
-BUDGET = 60.0  # seconds per notebook on the CI machine
+# A guard against a hung notebook, not a speed test (the CI machine may be loaded, the VM runs
+# under QEMU): the time each notebook took is in pytest's --durations report.
+BUDGET = float(os.environ.get("EBPF_NB_NOTEBOOK_BUDGET", "300"))
 
 
 def _ids(paths: list[Path]) -> list[str]:

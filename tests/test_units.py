@@ -89,7 +89,7 @@ def test_bounded_read_stops_on_count_seconds_and_trigger():
     assert bounded_read(lambda t: next(items) % 2 + 1, count=10).stopped_by == "count"
     t0 = time.monotonic()
     out = bounded_read(lambda t: (time.sleep(t), 0)[1], seconds=0.3)
-    assert out.stopped_by == "seconds" and 0.25 < time.monotonic() - t0 < 2
+    assert out.stopped_by == "seconds" and 0.25 < time.monotonic() - t0 < 15  # loaded CI
     out = bounded_read(lambda t: (time.sleep(t), 0)[1], trigger="echo hi; exit 3")
     assert out.stopped_by == "trigger" and out.trigger_returncode == 3 and out.trigger_output == "hi\n"
 

@@ -159,13 +159,13 @@ def test_thread_refreshes_then_stops_when_the_program_is_detached():
     program = FakeProgram()
     view = widgets.watch(program, "counts", every=0.1, text=False)
     assert view.running and [t.name for t in view_threads()] == ["ebpf_nb-map-counts"]
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while view.refreshes < 3 and time.monotonic() < deadline:
         program.read_done.wait(0.5)
         program.read_done.clear()
     assert view.refreshes >= 3
     program.attached = False
-    view._thread.join(timeout=3)
+    view._thread.join(timeout=30)
     assert not view.running
     assert view.stopped_because == "program detached"
     assert "program detached" in view.status.value
@@ -174,11 +174,11 @@ def test_thread_refreshes_then_stops_when_the_program_is_detached():
 
 
 def test_close_joins_the_thread_and_closes_the_widgets():
-    view = widgets.watch(FakeProgram(), "counts", every=5.0, text=False)
+    view = widgets.watch(FakeProgram(), "counts", every=60.0, text=False)
     assert len(view_threads()) == 1
     started = time.monotonic()
     view.close()
-    assert time.monotonic() - started < 2  # the wait between reads is interruptible
+    assert time.monotonic() - started < 30  # the 60 s wait between reads is interruptible
     assert view_threads() == []
     assert view.box.comm is None and view.table.comm is None
     view.start()  # a closed view stays closed
@@ -198,7 +198,7 @@ def test_stop_then_start_again():
 def test_a_view_closed_elsewhere_stops_its_thread():
     view = widgets.watch(FakeProgram(), "counts", every=0.1, text=False)
     view.box.close()
-    view._thread.join(timeout=3)
+    view._thread.join(timeout=30)
     assert view.stopped_because == "view closed"
 
 
@@ -297,7 +297,7 @@ def test_views_of_a_real_program_refresh_in_their_threads():
     try:
         table = widgets.watch(program, "counts", every=0.2, text=False)
         stream = widgets.watch_events(program, "events", every=0.3, text=False)
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 60
         while (table.refreshes < 3 or stream.refreshes < 3) and time.monotonic() < deadline:
             time.sleep(0.1)  # the views' own threads do the work; nothing to wait on but them
         assert table.failures == 0 and stream.failures == 0, (table.last_error, stream.last_error)
