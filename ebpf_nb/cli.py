@@ -5,10 +5,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 FIRST_NOTEBOOK = "notebooks/00_setup.ipynb"
@@ -22,11 +26,19 @@ def project_root() -> Path:
     return Path.cwd()
 
 
-def lab_command(root: Path, ip: str, port: int, token: str, open_browser: bool) -> list[str]:
-    """The JupyterLab command line that serves ``root`` and opens the tutorial."""
+NO_NEWS = {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false",
+                                                           "checkForUpdates": False}}
+
+
+def lab_command(root: Path, ip: str, port: int, settings_dir: Path, open_browser: bool
+                ) -> list[str]:
+    """The JupyterLab command line that serves ``root`` and opens the tutorial.
+
+    It holds no secret: the token reaches the server through ``JUPYTER_TOKEN_FILE``
+    (:func:`lab_environment`), never through the process list."""
     command = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={root}",
                f"--ServerApp.ip={ip}", f"--ServerApp.port={port}",
-               "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+               "--ServerApp.port_retries=0", f"--LabApp.app_settings_dir={settings_dir}",
                f"--ServerApp.open_browser={open_browser}", FIRST_NOTEBOOK]
     if os.geteuid() == 0:
         command.append("--allow-root")
@@ -37,15 +49,66 @@ def lab_url(ip: str, port: int, token: str) -> str:
     return f"http://{ip}:{port}/lab/tree/{FIRST_NOTEBOOK}?token={token}"
 
 
+def write_lab_settings(private: Path) -> Path:
+    """JupyterLab's settings folder for this run: the default one's files plus an override
+    that turns off the "receive news?" prompt (and its web requests)."""
+    settings = private / "settings"
+    settings.mkdir(mode=0o700)
+    default = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings"
+    overrides: dict[str, object] = {}
+    if default.is_dir():
+        for item in default.iterdir():
+            if item.name == "overrides.json":
+                overrides = json.loads(item.read_text())
+            elif item.is_file():
+                shutil.copy(item, settings / item.name)
+    for plugin, values in NO_NEWS.items():
+        overrides[plugin] = {**overrides.get(plugin, {}), **values}
+    (settings / "overrides.json").write_text(json.dumps(overrides, indent=2))
+    return settings
+
+
+def lab_environment(private: Path, token: str) -> dict[str, str]:
+    """The server's environment: the token in a 0600 file named by ``JUPYTER_TOKEN_FILE``,
+    not in any variable (its kernels and terminals inherit the environment)."""
+    fd, token_file = tempfile.mkstemp(dir=private, prefix="token-")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token)
+    env = {k: v for k, v in os.environ.items() if k not in ("EBPF_NB_TOKEN", "JUPYTER_TOKEN")}
+    env["JUPYTER_TOKEN_FILE"] = token_file
+    return env
+
+
 def cmd_lab(args: argparse.Namespace) -> int:
     root = project_root()
     token = os.environ.get("EBPF_NB_TOKEN") or secrets.token_urlsafe(24)
-    command = lab_command(root, args.ip, args.port, token, not args.no_browser)
-    print(f"JupyterLab for ebpf_nb: open {lab_url(args.ip, args.port, token)}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="ebpf-nb-lab-") as private:
+        env = lab_environment(Path(private), token)
+        command = lab_command(root, args.ip, args.port, write_lab_settings(Path(private)),
+                              not args.no_browser)
+        if sys.stdout.isatty():  # the terminal of whoever started it
+            print(f"JupyterLab for ebpf_nb: open {lab_url(args.ip, args.port, token)}",
+                  flush=True)
+        else:  # a log or a journal: never the token
+            print(f"JupyterLab for ebpf_nb: open {lab_url(args.ip, args.port, '...')} "
+                  "(the token is not logged: run `ebpf-nb-url` in the VM, or start "
+                  "`ebpf-nb lab` in a terminal)", flush=True)
+        return _serve(command, root, env)
+
+
+def _serve(command: list[str], root: Path, env: dict[str, str]) -> int:
+    """Run the server until it ends; SIGTERM is passed on to it, and Ctrl-C (which reaches it
+    too) is left to it, so the caller's cleanup (the token file) always runs."""
+    server = subprocess.Popen(command, cwd=root, env=env)
+    previous = signal.signal(signal.SIGTERM, lambda *_: server.send_signal(signal.SIGTERM))
     try:
-        return subprocess.call(command, cwd=root)
-    except KeyboardInterrupt:
-        return 0
+        while True:
+            try:
+                return server.wait()
+            except KeyboardInterrupt:
+                continue
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -68,14 +131,28 @@ def cmd_labs_build(args: argparse.Namespace) -> int:
     return 0
 
 
+HOST_GRADING_WARNING = """\
+WARNING: grading on THIS machine, as {user}. No student Python is run, but each student's
+C is compiled and loaded into this kernel with full BPF rights: a hostile program can read
+kernel memory, write into running processes or exhaust kernel memory. Grade on a throwaway
+VM (see docs/grading.md); the disposable-VM grader is not built yet."""
+
+
 def cmd_labs_grade(args: argparse.Namespace) -> int:
     from .labs.grade import grade
     directory = Path(args.directory)
-    if not directory.is_dir():
+    if not directory.is_dir() or directory.is_symlink():
         print(f"ebpf-nb labs grade: {directory} is not a folder", file=sys.stderr)
         return 2
+    if not args.on_host:
+        print("ebpf-nb labs grade: the disposable-VM grader is not built yet; to grade on this "
+              "machine pass --on-host (read docs/grading.md first)", file=sys.stderr)
+        return 2
+    print(HOST_GRADING_WARNING.format(user="root" if os.geteuid() == 0 else "this user"),
+          file=sys.stderr, flush=True)
     out = Path(args.out) if args.out else directory / "grades.csv"
-    frame = grade(directory, out=out, timeout=args.timeout)
+    frame = grade(directory, out=out, timeout=args.timeout, memory_mb=args.memory,
+                  labs_root=Path(args.labs) if args.labs else None)
     summary = frame.groupby("student")["points"].sum() if len(frame) else frame
     print(summary.to_string())
     print(f"wrote {out}")
@@ -102,10 +179,17 @@ def parser() -> argparse.ArgumentParser:
     build.add_argument("--check", action="store_true",
                        help="write nothing; fail when a student notebook is stale")
     build.set_defaults(func=cmd_labs_build)
-    grade = labs_commands.add_parser("grade", help="run and grade a folder of notebooks")
+    grade = labs_commands.add_parser(
+        "grade", help="grade a folder of notebooks against the canonical labs")
     grade.add_argument("directory")
     grade.add_argument("--out", help="CSV to write (default: DIR/grades.csv)")
-    grade.add_argument("--timeout", type=float, default=60, help="seconds per cell")
+    grade.add_argument("--on-host", action="store_true",
+                       help="grade on this machine (required until the VM grader exists)")
+    grade.add_argument("--timeout", type=float, default=600,
+                       help="seconds per submission (default 600)")
+    grade.add_argument("--memory", type=int, default=4096,
+                       help="MiB of address space per grading process (default 4096)")
+    grade.add_argument("--labs", help="the canonical labs folder (default: the kit's labs/)")
     grade.set_defaults(func=cmd_labs_grade)
     return top
 
