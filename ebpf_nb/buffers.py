@@ -20,13 +20,49 @@ from . import decode
 from .kernel import maps as kmaps
 from .kernel.perfbuf import PerfBufferReader
 from .kernel.ringbuf import RingBufferReader
-from .reading import Trigger, bounded_read, finish_frame
+from .reading import DRAIN_QUIET, Trigger, bounded_read, finish_frame
 
 RINGBUF_TYPE = 27
 # Wake the reader every 64 perf events rather than every one: at one wakeup per event the
 # kernel, not the reader, caps a perf buffer (~13 us per output here). Reads poll in 0.1 s
 # slices, so a sparse stream is still delivered within about 0.1 s.
 PERF_WAKEUP_EVENTS = 64
+
+
+class RowStore:
+    """Where a read's records go: blocks of rows the readers copy into directly (each record is
+    copied once), growing by doubling; ``expected`` rows (a read's count) are one block."""
+
+    FIRST_BLOCK = 1 << 16
+    MAX_BLOCK = 1 << 22
+
+    def __init__(self, size: int, expected: int | None = None):
+        self.size = size
+        first = min(expected, self.MAX_BLOCK) if expected else self.FIRST_BLOCK
+        self._blocks: list[np.ndarray] = []
+        self._current = np.empty((max(first, 1), size), dtype=np.uint8)  # pages untouched yet
+        self._used = 0
+
+    def free(self) -> np.ndarray:
+        """The unfilled rows of the current block (a new, twice larger block when it is full)."""
+        if self._used == len(self._current):
+            self._blocks.append(self._current)
+            grown = min(2 * len(self._current), self.MAX_BLOCK)
+            self._current = np.empty((grown, self.size), dtype=np.uint8)
+            self._used = 0
+        return self._current[self._used:]
+
+    def filled(self, n: int) -> None:
+        """``n`` more rows of :meth:`free` hold records."""
+        self._used += n
+
+    def rows(self) -> np.ndarray:
+        """All records as one ``(n, size)`` matrix (no copy when they fit one block that is at
+        least half full)."""
+        last = self._current[:self._used]
+        if not self._blocks:
+            return last if 2 * self._used >= len(self._current) else last.copy()
+        return np.concatenate([*self._blocks, last])
 
 
 class EventStream:
@@ -53,10 +89,9 @@ class EventStream:
     def read(self, *, seconds: float | None = None, count: int | None = None,
              trigger: Trigger = None) -> pd.DataFrame:
         """Events that arrive within the bounds, one row each (see ``Program.events``)."""
-        size = self.dtype.itemsize
-        chunks: list[np.ndarray] = []
+        store = RowStore(self.dtype.itemsize, expected=count)
         cpus: list[np.ndarray] = []
-        stamps: list[np.ndarray] = []
+        stamps: list[tuple[int, float]] = []  # (rows, seconds since the stream opened)
         lost = received = 0
 
         def poll(timeout: float) -> int:
@@ -64,18 +99,20 @@ class EventStream:
             left = None if count is None else max(count - received, 0)
             if left == 0:
                 return 0
+            size = self.dtype.itemsize
             if self.is_ring:
-                rows = self.reader.read_array(size, timeout=timeout, max_records=left)
+                rows = self.reader.read_array(size, timeout=timeout, max_records=left,
+                                              out=store.free())
             else:
                 rows, cpu, dropped = self.reader.read_array(size, timeout=timeout,
-                                                            max_records=left)
+                                                            max_records=left, out=store.free())
                 lost += dropped
                 if len(rows):
                     cpus.append(cpu)
             received += len(rows)
             if len(rows):
-                chunks.append(rows)
-                stamps.append(np.full(len(rows), time.time() - self.t0))
+                store.filled(len(rows))
+                stamps.append((len(rows), time.time() - self.t0))
             return len(rows)
 
         progress = _progress(self.label, seconds, count)
@@ -83,13 +120,13 @@ class EventStream:
         try:
             outcome = bounded_read(poll, seconds=seconds, count=count, trigger=trigger,
                                    progress=(lambda n: progress.update(n, lost)) if progress
-                                   else None)
+                                   else None, drain_quiet=DRAIN_QUIET)
         finally:
             if progress:
                 progress.close(interrupted=bool(outcome and outcome.interrupted))
         self.lost_total += lost
         self.received_total += received
-        df = self._frame(chunks, cpus, stamps)
+        df = self._frame(store.rows(), cpus, stamps)
         df.attrs.update(lost=int(lost), buffer="ringbuf" if self.is_ring else "perf",
                         map=self.layout.name, drops_counted=not self.is_ring)
         if lost:
@@ -97,23 +134,24 @@ class EventStream:
                   "read more often or make the buffer bigger", file=sys.stderr)
         return finish_frame(df, outcome)
 
-    def _frame(self, chunks, cpus, stamps) -> pd.DataFrame:
-        size = self.dtype.itemsize
-        rows = np.concatenate(chunks) if chunks else np.empty((0, size), dtype=np.uint8)
-        records = kmaps.to_structured(rows, self.dtype) if len(rows) else \
-            np.empty(0, dtype=self.dtype)
+    def _frame(self, rows: np.ndarray, cpus: list[np.ndarray],
+               stamps: list[tuple[int, float]]) -> pd.DataFrame:
+        records = kmaps.to_structured(rows, self.dtype)
         data = decode.columns(records, "value")
         if not self.is_ring:
             data["cpu"] = np.concatenate(cpus) if cpus else np.empty(0, dtype=np.int32)
-        data["timestamp"] = np.concatenate(stamps) if stamps else np.empty(0)
-        return pd.DataFrame(data)
+        data["timestamp"] = np.repeat(np.array([t for _, t in stamps], dtype=np.float64),
+                                      [n for n, _ in stamps])
+        # The columns are views of ``rows``: the records are copied once, from the kernel's
+        # ring into ``rows``, and not again per column.
+        return pd.DataFrame(data, copy=False)
 
     def close(self) -> None:
         if not self.closed:
             self.closed = True
             self.reader.close()
 
-    def __enter__(self) -> EventStream:
+    def __enter__(self) -> EventStream:  # noqa: PYI034
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -19,6 +19,7 @@ DEFAULT_SECONDS = 1.0        # neither seconds nor count nor trigger given
 COUNT_TIMEOUT = 10.0         # count given alone: never wait longer than this
 TRIGGER_TIMEOUT = 60.0       # trigger given alone: the longest it may run
 DRAIN_SECONDS = 0.25         # after a trigger ends, keep reading this long for late events
+DRAIN_QUIET = 0.05           # ... or, for readers that see every record at once, until quiet
 
 
 @dataclass
@@ -86,9 +87,14 @@ def validate_bounds(seconds: float | None, count: int | None) -> None:
 
 def bounded_read(poll: Callable[[float], int], *, seconds: float | None = None,
                  count: int | None = None, trigger: Trigger = None,
-                 progress: Callable[[int], None] | None = None) -> ReadOutcome:
+                 progress: Callable[[int], None] | None = None,
+                 drain_quiet: float | None = None) -> ReadOutcome:
     """Call ``poll(timeout)`` (which consumes what is ready and returns how many items it got)
-    until the bounds are met. The trigger starts after the first poll has armed the reader."""
+    until the bounds are met. The trigger starts after the first poll has armed the reader.
+
+    After a trigger ends (no ``seconds``) reading goes on for :data:`DRAIN_SECONDS`, or, with
+    ``drain_quiet``, only until nothing has arrived for that long: for readers whose ``poll``
+    returns as soon as a record is in the buffer (the event readers)."""
     validate_bounds(seconds, count)
     if trigger is not None and not (isinstance(trigger, str) or callable(trigger)):
         raise UsageError("trigger must be a shell command (str) or a function")
@@ -102,6 +108,7 @@ def bounded_read(poll: Callable[[float], int], *, seconds: float | None = None,
     runner = _TriggerRunner(trigger) if trigger is not None else None
     total = 0
     drain_until: float | None = None
+    last_data = start
     try:
         total += poll(0.0)
         if runner:
@@ -117,11 +124,17 @@ def bounded_read(poll: Callable[[float], int], *, seconds: float | None = None,
             if runner and seconds is None and runner.done:
                 if drain_until is None:
                     drain_until = now + DRAIN_SECONDS
-                elif now >= drain_until:
+                    last_data = now
+                elif now >= drain_until or (drain_quiet is not None
+                                            and now - last_data >= drain_quiet):
                     outcome.stopped_by = "trigger"
                     break
-            wait = min(0.1, max(0.0, deadline - now))
-            total += poll(wait)
+            wait = min(0.1 if drain_until is None or drain_quiet is None else drain_quiet,
+                       max(0.0, deadline - now))
+            got = poll(wait)
+            if got:
+                total += got
+                last_data = time.monotonic()
             if progress:
                 progress(total)
     except KeyboardInterrupt:

@@ -25,12 +25,13 @@ import os
 import platform
 import select
 import struct
+import time
 
 import numpy as np
 
 from .cpus import online_cpus
 from .maps import delete, map_info, update
-from .records import BULK_MIN, group_rows, payload_rows
+from .records import BULK_MIN, group_rows, payload_rows, put_row
 
 PERF_TYPE_SOFTWARE = 1
 PERF_COUNT_SW_BPF_OUTPUT = 10
@@ -46,6 +47,10 @@ _SYS_PERF_EVENT_OPEN = {"x86_64": 298, "aarch64": 241, "riscv64": 241, "ppc64le"
 DATA_HEAD_OFFSET = 1024  # struct perf_event_mmap_page: data_head, then data_tail
 SAMPLE_HEADER = 12  # perf_event_header + u32 raw size
 _TYPE_AND_SIZE = np.uint64(0xFFFF_0000_FFFF_FFFF)  # perf_event_header as a u64, without misc
+# Waiting: epoll in slices from 1 ms growing to 20 ms, checking the rings' heads after each, since
+# with wakeup_events > 1 the last records of a burst (and a trickle) never wake the reader.
+WAIT_SLICE_MIN = 0.001
+WAIT_SLICE_MAX = 0.02
 
 
 class PerfEventAttr(ct.Structure):
@@ -100,7 +105,8 @@ class _Ring:
         return int(self.head_tail[0]) - int(self.head_tail[1])
 
     def take(self) -> tuple[np.ndarray, int]:
-        """A copy of the unread bytes and the head they end at (:meth:`release` what is used)."""
+        """The unread bytes and the head they end at (:meth:`release` what is used): a view of
+        the ring (valid until :meth:`release`), or a copy when they wrap around its end."""
         head = int(self.head_tail[0])
         tail = int(self.head_tail[1])
         if head == tail:
@@ -109,7 +115,7 @@ class _Ring:
         length = head - tail
         end = start + length
         if end <= self.size:
-            chunk = self.data[start:end].copy()
+            chunk = self.data[start:end]
         else:
             chunk = np.concatenate([self.data[start:], self.data[:end - self.size]])
         return chunk, head
@@ -165,11 +171,24 @@ class PerfBufferReader:
         return sum(ring.pending() for ring in self._rings)
 
     def wait(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for data on any CPU; ``True`` if some is there."""
+        """Wait up to ``timeout`` seconds for data on any CPU; ``True`` as soon as some is there.
+
+        Records that have not reached ``wakeup_events`` wake nobody, so this polls in short
+        slices (:data:`WAIT_SLICE_MIN` to :data:`WAIT_SLICE_MAX`) and looks at the rings' heads
+        after each: the tail of a burst is seen within a millisecond or so, a trickle within
+        20 ms, and an idle wait costs about 50 wakeups a second."""
         if self.pending():
             return True
-        self._epoll.poll(max(timeout, 0))
-        return self.pending() > 0
+        deadline = time.monotonic() + max(timeout, 0)
+        step = WAIT_SLICE_MIN
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._epoll.poll(min(step, left))
+            if self.pending():
+                return True
+            step = min(step * 2, WAIT_SLICE_MAX)
 
     def read(self, timeout: float = 0.0) -> tuple[list[tuple[int, bytes]], int]:
         """``([(cpu, raw bytes), ...], lost)``: the samples now in the rings (waiting up to
@@ -186,40 +205,57 @@ class PerfBufferReader:
         return records, self.lost - lost_before
 
     def read_array(self, record_size: int, timeout: float = 0.0,
-                   max_records: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+                   max_records: int | None = None, out: np.ndarray | None = None,
+                   ) -> tuple[np.ndarray, np.ndarray, int]:
         """``(records, cpus, lost)``: samples as one ``(n, record_size)`` uint8 matrix (raw
         data cut or zero-padded to ``record_size``), CPU by CPU, each row's CPU, and the drops
-        reported since the last read. At most ``max_records`` rows; the rest stay in the rings."""
+        reported since the last read. At most ``max_records`` rows; the rest stay in the rings.
+
+        ``out``: a ``(k, record_size)`` uint8 array to copy the samples into (at most ``k``);
+        the records are then ``out[:n]``, copied once only."""
         lost_before = self.lost
         chunks: list[np.ndarray] = []
         cpus: list[np.ndarray] = []
         left = -1 if max_records is None else max_records
+        if out is not None:
+            left = len(out) if left < 0 else min(left, len(out))
+        filled = 0
         if left != 0 and self.wait(timeout):
             for ring in self._rings:
-                for rows in group_rows(self._drain(ring, record_size, left), record_size):
+                dest = None if out is None else out[filled:]
+                for rows in group_rows(self._drain(ring, record_size, left, dest), record_size):
+                    filled += len(rows)
                     chunks.append(rows)
                     cpus.append(np.full(len(rows), ring.cpu, dtype=np.int32))
                     if left > 0:
                         left -= len(rows)
                 if left == 0:
                     break
-        data = (np.concatenate(chunks) if len(chunks) > 1 else chunks[0]) if chunks \
-            else np.empty((0, record_size), dtype=np.uint8)
+        if out is not None:
+            data = out[:filled]
+        elif chunks:
+            data = np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
+        else:
+            data = np.empty((0, record_size), dtype=np.uint8)
         cpu = np.concatenate(cpus) if cpus else np.empty(0, dtype=np.int32)
         return data, cpu, self.lost - lost_before
 
-    def _drain(self, ring: _Ring, record_size: int | None, limit: int) -> list:
-        """Parse one ring's unread records (at most ``limit`` samples unless -1); release them."""
+    def _drain(self, ring: _Ring, record_size: int | None, limit: int,
+               out: np.ndarray | None = None) -> list:
+        """Parse one ring's unread records (at most ``limit`` samples unless -1; into ``out``
+        when given); release them."""
         tail = int(ring.head_tail[1])
         chunk, _head = ring.take()
-        parts, used = self._parse(chunk, record_size, limit)
+        parts, used = self._parse(chunk, record_size, limit, out)
         ring.release(tail + used)
         return parts
 
-    def _parse(self, buf: np.ndarray, record_size: int | None, limit: int) -> tuple[list, int]:
-        """Split a ring's bytes into sample matrices / single samples and count LOST records;
-        returns the parts and how many bytes were consumed."""
+    def _parse(self, buf: np.ndarray, record_size: int | None, limit: int,
+               dest: np.ndarray | None = None) -> tuple[list, int]:
+        """Split a ring's bytes into sample matrices / single samples (views of ``dest`` when
+        given) and count LOST records; returns the parts and how many bytes were consumed."""
         out: list = []
+        filled = 0
         pos, end = 0, len(buf)
         while pos + 8 <= end and limit != 0:
             rtype, _misc, size = struct.unpack_from("<IHH", buf, pos)
@@ -237,10 +273,13 @@ class PerfBufferReader:
                     heads &= _TYPE_AND_SIZE  # ignore misc (cpumode bits may differ)
                     bad = np.flatnonzero(heads != heads[0])
                     n = int(bad[0]) if len(bad) else n_max
-                    out.append(payload_rows(block, n, SAMPLE_HEADER, raw, width))
+                    rows = None if dest is None else dest[filled:filled + n]
+                    out.append(payload_rows(block, n, SAMPLE_HEADER, raw, width, rows))
                 else:
                     n = 1
-                    out.append(bytes(buf[pos + SAMPLE_HEADER:pos + SAMPLE_HEADER + raw]))
+                    payload = bytes(buf[pos + SAMPLE_HEADER:pos + SAMPLE_HEADER + raw])
+                    out.append(payload if dest is None else put_row(dest[filled], payload))
+                filled += n
                 self.received += n
                 if limit > 0:
                     limit -= n

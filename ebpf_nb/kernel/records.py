@@ -6,14 +6,29 @@ import numpy as np
 BULK_MIN = 8  # fewer equal records than this are cheaper to split one by one than with numpy
 
 
-def payload_rows(block: np.ndarray, n: int, offset: int, length: int, width: int) -> np.ndarray:
+def payload_rows(block: np.ndarray, n: int, offset: int, length: int, width: int,
+                 out: np.ndarray | None = None) -> np.ndarray:
     """The payloads of the first ``n`` equal-sized records of ``block`` (one record per row,
-    payload at ``offset``, ``length`` bytes) as ``(n, width)`` rows: cut or zero-padded."""
+    payload at ``offset``, ``length`` bytes) as ``(n, width)`` rows: cut or zero-padded.
+    Written into ``out`` (``(n, width)`` uint8) when given, else into a new array."""
+    if out is None:
+        if width <= length:
+            return block[:n, offset:offset + width].copy()
+        out = np.empty((n, width), dtype=np.uint8)
     if width <= length:
-        return block[:n, offset:offset + width].copy()
-    rows = np.zeros((n, width), dtype=np.uint8)
-    rows[:, :length] = block[:n, offset:offset + length]
-    return rows
+        out[:] = block[:n, offset:offset + width]
+    else:
+        out[:, :length] = block[:n, offset:offset + length]
+        out[:, length:] = 0
+    return out
+
+
+def put_row(out: np.ndarray, payload: bytes) -> np.ndarray:
+    """Copy one record into the row ``out`` (cut or zero-padded); returns it as a 1-row matrix."""
+    width = min(len(payload), len(out))
+    out[:width] = np.frombuffer(payload, dtype=np.uint8, count=width)
+    out[width:] = 0
+    return out.reshape(1, -1)
 
 
 def group_rows(parts: list, size: int) -> list[np.ndarray]:
@@ -45,30 +60,43 @@ _MIX = np.uint64(0x9E3779B97F4A7C15)
 def cstrings(values: np.ndarray) -> np.ndarray:
     """C ``char[N]`` fields -> an object array of ``str``, each cut at its first NUL.
 
-    ``values`` is an ``S<N>`` array or ``(n, N)`` uint8 rows. Each *distinct* string is decoded
-    once (event streams repeat the same few ``comm`` values), so a million rows cost a few numpy
-    passes instead of a million Python calls. Exact: rows are grouped by their bytes up to the
-    NUL, and the grouping is checked before it is used.
+    ``values`` is an ``S<N>`` array or ``(n, N)`` uint8 rows. Rows are grouped by their raw
+    bytes first (a hash of the 8-byte words, then checked exactly), and each *distinct* value is
+    cut at its NUL and decoded once: event streams repeat the same few ``comm`` values, so a
+    million rows cost a few numpy passes, and every row of a group refers to the same ``str``.
     """
     n = len(values)
     if n == 0:
         return np.empty(0, dtype=object)
     raw = np.ascontiguousarray(values).view(np.uint8).reshape(n, -1)
-    width = raw.shape[1]
-    padded = np.zeros((n, -(-width // 8) * 8), dtype=np.uint8)
-    padded[:, :width] = raw
-    padded *= ~np.logical_or.accumulate(padded == 0, axis=1)  # forget bytes after a NUL
-    words = padded.view(np.uint64)
+    words = _words(raw)
     key = words[:, 0].copy()
     for j in range(1, words.shape[1]):
-        key = key * _MIX ^ words[:, j]
+        key *= _MIX
+        key ^= words[:, j]
     import pandas as pd
     codes, uniques = pd.factorize(key)
     first = np.empty(len(uniques), dtype=np.int64)
     first[codes[::-1]] = np.arange(n - 1, -1, -1)
-    if not np.array_equal(words, words[first][codes]):  # a hash collision: decode row by row
+    if not _same_rows(words, first, codes):  # a hash collision: decode row by row
         first, codes = np.arange(n), np.arange(n)
-    texts = [padded[i].tobytes().split(b"\0", 1)[0].decode("utf-8", "replace") for i in first]
+    texts = [raw[i].tobytes().split(b"\0", 1)[0].decode("utf-8", "replace") for i in first]
     out = np.empty(len(texts), dtype=object)
     out[:] = texts
     return out[codes]
+
+
+def _words(raw: np.ndarray) -> np.ndarray:
+    """``(n, width)`` uint8 rows as ``(n, ceil(width / 8))`` uint64 words (zero-padded)."""
+    n, width = raw.shape
+    if width % 8 == 0 and raw.flags.c_contiguous:
+        return raw.view(np.uint64)
+    padded = np.zeros((n, -(-width // 8) * 8), dtype=np.uint8)
+    padded[:, :width] = raw
+    return padded.view(np.uint64)
+
+
+def _same_rows(words: np.ndarray, first: np.ndarray, codes: np.ndarray) -> bool:
+    """Whether every row equals the first row of its group, word by word."""
+    return all(np.array_equal(words[:, j], words[first, j][codes])
+               for j in range(words.shape[1]))

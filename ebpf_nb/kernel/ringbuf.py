@@ -28,7 +28,7 @@ import struct
 import numpy as np
 
 from .maps import map_info
-from .records import BULK_MIN, group_rows, payload_rows
+from .records import BULK_MIN, group_rows, payload_rows, put_row
 
 BUSY = 1 << 31
 DISCARD = 1 << 30
@@ -90,9 +90,17 @@ class RingBufferReader:
         return out
 
     def read_array(self, record_size: int, timeout: float = 0.0,
-                   max_records: int | None = None) -> np.ndarray:
+                   max_records: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
         """Records as one ``(n, record_size)`` uint8 matrix (longer records are cut, shorter
-        ones zero-padded), waiting up to ``timeout`` seconds if none are there yet."""
+        ones zero-padded), waiting up to ``timeout`` seconds if none are there yet.
+
+        ``out``: a ``(k, record_size)`` uint8 array to copy the records into (at most ``k``);
+        the result is then ``out[:n]``, and the records are copied once only."""
+        if out is not None:
+            limit = len(out) if max_records is None else min(max_records, len(out))
+            if limit <= 0 or not self.wait(timeout):
+                return out[:0]
+            return out[:sum(len(c) for c in self._consume(record_size, limit, out))]
         if not self.wait(timeout):
             return np.empty((0, record_size), dtype=np.uint8)
         chunks = group_rows(self._consume(record_size, max_records), record_size)
@@ -100,14 +108,17 @@ class RingBufferReader:
             return np.empty((0, record_size), dtype=np.uint8)
         return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
 
-    def _consume(self, record_size: int | None, max_records: int | None):
-        """Return ``(k, size)`` matrices of equal-length records, or single ``bytes`` records;
-        advance ``consumer_pos`` past everything yielded (and discarded)."""
+    def _consume(self, record_size: int | None, max_records: int | None,
+                 out: np.ndarray | None = None):
+        """Return ``(k, size)`` matrices of equal-length records, or single ``bytes`` records
+        (with ``out``: views of ``out``, filled from row 0); advance ``consumer_pos`` past
+        everything returned (and discarded)."""
         cons = int(self._consumer[0])
         prod = int(self._producer[0])
         left = max_records if max_records is not None else -1
         data = self._data
         chunks = []
+        filled = 0
         while cons < prod and left != 0:
             start = cons & self._mask
             (word,) = struct.unpack_from("<I", data, start)
@@ -128,10 +139,13 @@ class RingBufferReader:
                 bad = np.flatnonzero(heads != word)
                 n = int(bad[0]) if len(bad) else n_max
                 width = length if record_size is None else record_size
-                chunks.append(payload_rows(block, n, HEADER, length, width))
+                dest = None if out is None else out[filled:filled + n]
+                chunks.append(payload_rows(block, n, HEADER, length, width, dest))
             else:
                 n = 1
-                chunks.append(bytes(data[start + HEADER:start + HEADER + length]))
+                payload = bytes(data[start + HEADER:start + HEADER + length])
+                chunks.append(payload if out is None else put_row(out[filled], payload))
+            filled += n
             cons += n * stride
             self.received += n
             if left > 0:
