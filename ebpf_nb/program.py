@@ -214,11 +214,14 @@ class Program:
 
     # --- trace pipe -------------------------------------------------------------------------
     def trace(self, seconds: float | None = None, count: int | None = None,
-              trigger: Trigger = None, *, clear: bool = False) -> pd.DataFrame:
+              trigger: Trigger = None, *, backlog: bool = False) -> pd.DataFrame:
         """Lines of the kernel trace pipe (``bpf_trace_printk``): task, pid, cpu, timestamp,
-        message. The pipe is shared by every program on the machine."""
+        message. The pipe is shared by every program on the machine: only lines written after
+        the read began are returned; ``backlog=True`` adds those already waiting (from earlier
+        cells or detached programs), marked in a ``backlog`` column."""
         self._require_loaded()
-        return tracepipe.read_trace(seconds=seconds, count=count, trigger=trigger, clear=clear)
+        return tracepipe.read_trace(seconds=seconds, count=count, trigger=trigger,
+                                    backlog=backlog)
 
     # --- pictures and live views -----------------------------------------------------------
     def plot(self, map_name: str, kind: str | None = None, **kw: Any):

@@ -1,10 +1,15 @@
-"""The kernel's trace pipe (``bpf_trace_printk`` output) read without blocking forever."""
+"""The kernel's trace pipe (``bpf_trace_printk`` output) read without blocking forever.
+
+The pipe is one per machine and keeps what nobody has read yet: lines written by an earlier
+cell, or by a program that is detached now, wait there until someone reads them. A read returns
+only the lines written after it began; ``backlog=True`` also returns the waiting ones, marked."""
 from __future__ import annotations
 
 import errno
 import os
 import re
 import select
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +24,7 @@ _LINE = re.compile(
     r"^\s*(?P<task>.*?)-(?P<pid>\d+)\s+(?:\(\s*[-\d]+\)\s+)?\[(?P<cpu>\d+)\]\s+"
     r"(?:(?P<flags>[^\s\d][^\s]*)\s+)?(?P<timestamp>\d+\.\d+):\s+(?P<event>[^:]+):\s?(?P<message>.*)$")
 COLUMNS = ["task", "pid", "cpu", "timestamp", "message"]
+DRAIN_SECONDS = 0.5  # at most this long reading what was waiting (a busy program never stops)
 
 
 @dataclass(frozen=True)
@@ -78,10 +84,13 @@ class TracePipe:
                     added += 1
         return added
 
-    def clear(self) -> None:
-        """Throw away what is already in the pipe."""
-        self.poll(0.0)
-        self.lines.clear()
+    def drain(self, seconds: float = DRAIN_SECONDS) -> list[TraceLine]:
+        """Take what is already waiting in the pipe (for at most ``seconds``) and return it."""
+        deadline = time.monotonic() + seconds
+        while self.poll(0.0) and time.monotonic() < deadline:
+            pass
+        waiting, self.lines = self.lines, []
+        return waiting
 
     def close(self) -> None:
         if self.fd >= 0:
@@ -96,12 +105,20 @@ class TracePipe:
 
 
 def read_trace(*, seconds: float | None = None, count: int | None = None, trigger: Trigger = None,
-               clear: bool = False, path: Path | None = None) -> pd.DataFrame:
-    """Trace pipe lines as a DataFrame (task, pid, cpu, timestamp, message), bounded."""
+               backlog: bool = False, path: Path | None = None) -> pd.DataFrame:
+    """Trace pipe lines as a DataFrame (task, pid, cpu, timestamp, message), bounded.
+
+    Only lines written after the read began are returned (``count`` counts those); with
+    ``backlog=True`` the lines that were already waiting come first, and a ``backlog`` column
+    says which is which. ``attrs["backlog_lines"]`` tells how many were waiting either way."""
     with TracePipe(path) as pipe:
-        if clear:
-            pipe.clear()
+        waiting = pipe.drain()
         outcome = bounded_read(pipe.poll, seconds=seconds, count=count, trigger=trigger)
         lines = pipe.lines[:count] if count else pipe.lines
     df = pd.DataFrame([vars(ln) for ln in lines], columns=COLUMNS)
-    return finish_frame(df, outcome)
+    if backlog:
+        old = pd.DataFrame([vars(ln) for ln in waiting], columns=COLUMNS)
+        df = pd.concat([old.assign(backlog=True), df.assign(backlog=False)], ignore_index=True)
+    df = finish_frame(df, outcome)
+    df.attrs["backlog_lines"] = len(waiting)
+    return df

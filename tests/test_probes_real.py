@@ -136,3 +136,30 @@ int hello(void *ctx) {
         assert len(mine) >= 1 and (mine.pid > 0).all()
     finally:
         prog.detach()
+
+
+def test_trace_returns_only_what_was_written_after_the_read_began():
+    marker = uuid.uuid4().hex[:7]
+    prog = BpfProgram(r"""
+int hello(void *ctx) {
+    char comm[16];
+    bpf_get_current_comm(&comm, sizeof(comm));
+    if (comm[0] == 'e' && comm[1] == 'n' && comm[2] == 'v')
+        bpf_trace_printk("MARK %d", MARKER);
+    return 0;
+}""", "tr_backlog", probes=["syscall:execve"], defines=[f"MARKER=0x{marker}"])
+    mark = f"MARK {int(marker, 16)}"  # once per `env /bin/true` (a path: env execs once)
+    try:
+        subprocess.run(["env", "/bin/true"], check=True)  # written while nobody reads: it waits
+        subprocess.run(["env", "/bin/true"], check=True)
+        fresh = prog.trace(trigger="env /bin/true", seconds=1.0)
+        assert (fresh.message == mark).sum() == 1, fresh.message.tolist()
+        assert fresh.attrs["backlog_lines"] >= 2 and "backlog" not in fresh.columns
+
+        subprocess.run(["env", "/bin/true"], check=True)
+        both = prog.trace(trigger="env /bin/true", seconds=1.0, backlog=True)
+        mine = both[both.message == mark]
+        assert mine.backlog.tolist() == [True, False]
+        assert both.backlog.dtype == bool and both.attrs["backlog_lines"] >= 1
+    finally:
+        prog.detach()
