@@ -51,3 +51,93 @@ def test_unknown_options_and_bad_service_settings_are_refused():
     assert "--user must not be root" in result.stderr or "needs systemd" in result.stderr
     result = run("bash", str(PROVISION), "--repo", "/nonexistent")
     assert result.returncode == 1 and "does not hold the ebpf_nb repository" in result.stderr
+
+
+# --- Branches this machine cannot take for real, driven through stand-ins for apt -------------
+# Ubuntu's bpftool comes with linux-tools; some distributions have no chromium package. The
+# stand-ins answer apt-cache/dpkg-query as such a machine would and record what apt-get was
+# asked to install; provision.sh itself runs unchanged. (The real packages are installed on
+# Debian in the clean-root test and the VM guest.)
+STUB = """#!/bin/sh
+# stand-in for {name}, see tests/vm/test_provision_refusals.py
+{body}
+"""
+
+
+def _stubs(tmp_path: Path, candidates: set[str], installed_missing: set[str]) -> Path:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    bodies = {
+        "bpftool": "exit 1" if "bpftool" in installed_missing else 'exec /usr/sbin/bpftool "$@"',
+        "apt-cache": ('[ "$1" = policy ] || exit 0\ncase " ' + " ".join(sorted(candidates))
+                      + ' " in *" $2 "*) echo "$2:"; echo "  Candidate: 1.0" ;; esac'),
+        "apt-get": f'echo "$*" >> {tmp_path}/apt-get.log',
+        "dpkg-query": ('case " ' + " ".join(sorted(installed_missing)) + ' " in *" $3 "*) exit 1 ;; '
+                       'esac\nprintf "install ok installed"'),
+    }
+    for name, body in bodies.items():
+        stub = bin_dir / name
+        stub.write_text(STUB.format(name=name, body=body))
+        stub.chmod(0o755)
+    return bin_dir
+
+
+def _provision_with_stubs(tmp_path: Path, os_release: str, bin_dir: Path, *options: str):
+    fake = tmp_path / "os-release"
+    fake.write_text(os_release)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    return subprocess.run(
+        ["unshare", "--mount", "sh", "-c",
+         'mount --bind "$1" /etc/os-release && shift && exec bash "$@"', "sh", str(fake),
+         str(PROVISION), "--repo", str(REPO), "--skip-venv", *options],
+        check=False, capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_on_ubuntu_bpftool_comes_from_the_kernels_linux_tools(tmp_path: Path):
+    kernel = os.uname().release
+    bin_dir = _stubs(tmp_path, {f"linux-tools-{kernel}", "linux-tools-common"}, {"bpftool"})
+    result = _provision_with_stubs(tmp_path, 'ID=ubuntu\nVERSION_ID="24.04"\n'
+                                   'PRETTY_NAME="Ubuntu 24.04 LTS"\n', bin_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    installs = (tmp_path / "apt-get.log").read_text()
+    assert f"install -y -qq --no-install-recommends linux-tools-common linux-tools-{kernel}" \
+        in installs, installs
+
+
+def test_without_a_kernel_specific_linux_tools_the_generic_one_is_used(tmp_path: Path):
+    bin_dir = _stubs(tmp_path, {"linux-tools-generic", "linux-tools-common"}, {"bpftool"})
+    result = _provision_with_stubs(tmp_path, 'ID=ubuntu\nVERSION_ID="22.04"\n', bin_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "linux-tools-common linux-tools-generic" in (tmp_path / "apt-get.log").read_text()
+
+
+def test_without_a_chromium_package_it_says_how_to_point_at_one(tmp_path: Path):
+    bin_dir = _stubs(tmp_path, set(), {"chromium"})
+    result = _provision_with_stubs(tmp_path, 'ID=ubuntu\nVERSION_ID="24.04"\n', bin_dir,
+                                   "--test-tools")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no chromium package here: point EBPF_NB_CHROMIUM" in result.stdout
+    assert "chromium" not in (tmp_path / "apt-get.log").read_text()
+
+
+def test_a_release_too_old_is_refused_before_anything_changes(tmp_path: Path):
+    bin_dir = _stubs(tmp_path, set(), set())
+    result = _provision_with_stubs(tmp_path, 'ID=debian\nVERSION_ID="11"\n'
+                                   'PRETTY_NAME="Debian GNU/Linux 11 (bullseye)"\n', bin_dir)
+    assert result.returncode == 1
+    assert "Debian GNU/Linux 11 (bullseye) is too old: use Debian 12" in result.stderr
+    assert not (tmp_path / "apt-get.log").exists() and result.stdout == ""
+    result = _provision_with_stubs(tmp_path, 'ID=ubuntu\nVERSION_ID="20.04"\n', bin_dir)
+    assert result.returncode == 1 and "too old: use Ubuntu 22.04" in result.stderr
+
+
+def test_a_failing_step_names_itself_its_line_and_what_to_do(tmp_path: Path):
+    bin_dir = _stubs(tmp_path, set(), {"bpftool"})
+    (bin_dir / "apt-get").write_text("#!/bin/sh\necho 'E: Failed to fetch http://deb.debian.org/"
+                                     "x  Temporary failure resolving deb.debian.org'\nexit 100\n")
+    result = _provision_with_stubs(tmp_path, 'ID=debian\nVERSION_ID="12"\n', bin_dir)
+    assert result.returncode == 100
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("[ebpf_nb setup] FAILED while downloading the package lists")
+    assert "provision.sh line " in last and "the package archive cannot be reached" in last
+    assert "it continues where it stopped" in last
