@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ebpf_nb.core.cache import atomic_write, cache_dir, kernel_key
+from ebpf_nb.core.cache import atomic_write, cache_dir, kernel_key, trusted_file
 from ebpf_nb.core.vmlinux import vmlinux_include_dir
 from ebpf_nb.errors import CompileError, HostError
 
@@ -91,7 +91,7 @@ def compile_cell(source: str, *, defines: Mapping[str, str | None] = {},
     flags = clang_flags(vmlinux_include_dir(cache=root), defines)
     key = _object_key(source, flags, clang)
     obj = root / "objects" / f"{key}.o"
-    if obj.exists():
+    if trusted_file(obj, root):  # never an object another user could have put there
         os.utime(obj)  # most recently used: pruned last
         return CompiledObject(obj, source, flags, cached=True)
     with tempfile.TemporaryDirectory(prefix="ebpf_nb-") as tmp:
@@ -103,7 +103,7 @@ def compile_cell(source: str, *, defines: Mapping[str, str | None] = {},
         _strip_dwarf(Path(tmp) / "cell.o")
         data = (Path(tmp) / "cell.o").read_bytes()
     check_object(data)
-    atomic_write(obj, data)
+    atomic_write(obj, data, root)
     prune(obj.parent)
     return CompiledObject(obj, source, flags, cached=False)
 

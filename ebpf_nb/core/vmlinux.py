@@ -1,7 +1,8 @@
 """``vmlinux.h``: every type of the running kernel as C, generated from its BTF with bpftool.
 
 Generated once per kernel build (see ``cache.kernel_key``) into
-``<cache>/vmlinux/<kernel key>/vmlinux.h``; the directory is what clang gets as ``-I``.
+``<cache>/vmlinux/<kernel key>/vmlinux.h``; the directory is what clang gets as ``-I``. A
+header that another user could have written is never used (see :mod:`ebpf_nb.core.cache`).
 """
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from ebpf_nb.core.cache import KERNEL_BTF, atomic_write, cache_dir, kernel_key
+from ebpf_nb.core.cache import KERNEL_BTF, atomic_write, cache_dir, kernel_key, trusted_file
 from ebpf_nb.errors import HostError
 
 
@@ -20,10 +21,11 @@ def vmlinux_include_dir(btf_path: Path = KERNEL_BTF, *, cache: Path | None = Non
             f"{btf_path} does not exist: this kernel was built without BTF",
             hint="CO-RE needs a kernel with CONFIG_DEBUG_INFO_BTF=y; use a BCC cell instead.",
         )
-    directory = (cache or cache_dir()) / "vmlinux" / kernel_key(btf_path)
+    root = cache or cache_dir()
+    directory = root / "vmlinux" / kernel_key(btf_path)
     header = directory / "vmlinux.h"
-    if not header.exists():
-        atomic_write(header, dump_btf_as_c(btf_path))
+    if not trusted_file(header, root):  # missing, or writable by someone else: made anew
+        atomic_write(header, dump_btf_as_c(btf_path), root)
     return directory
 
 
