@@ -213,3 +213,82 @@ def test_perf_close_removes_map_entries(bpf):
     reader.close()
     emit(bpf, 5, 3)
     assert fails(bpf, 3) == 5  # no perf event at that CPU's index any more
+
+
+# --- copying into a caller's array, tail latency ----------------------------------------------
+def test_ring_read_into_out_is_bounded_by_out_and_keeps_mixed_sizes(bpf):
+    with RingBufferReader(bpf[b"ours"].map_fd) as reader:
+        emit(bpf, 30, 4)  # 20 kept records, every other one 24 bytes long (singles)
+        out = np.full((7, 64), 0xAA, dtype=np.uint8)
+        first = reader.read_array(64, timeout=1.0, out=out)
+        assert first.base is out or first.base is out.base  # no copy of its own
+        rest = reader.read_array(64, timeout=1.0, out=np.empty((100, 64), dtype=np.uint8))
+        kept = [i for i in range(30) if i % 3 != 2]
+        assert seqs(first) + seqs(rest) == kept and len(first) == 7
+        short = [r for r, k in zip(np.concatenate([first, rest]), kept) if k & 1]
+        assert all(not row[24:].any() for row in short)  # zero-padded, no 0xAA left over
+        assert reader.read_array(64, out=np.empty((0, 64), dtype=np.uint8)).shape == (0, 64)
+
+
+def test_perf_read_into_out_gives_each_cpu_rows(bpf):
+    with PerfBufferReader(bpf[b"pours"].map_fd, page_count=4) as reader:
+        for cpu in online_cpus():
+            emit(bpf, 30, 3, base=cpu * 1000, cpu=cpu)
+        total = 30 * len(online_cpus())
+        out = np.empty((total + 5, 64), dtype=np.uint8)
+        rows, cpus, lost = reader.read_array(EV.itemsize, timeout=1.0, out=out[:total - 3])
+        more, more_cpus, _ = reader.read_array(EV.itemsize, timeout=1.0, out=out[total - 3:])
+        assert lost == 0 and len(rows) == total - 3 and len(more) == 3
+        events = np.concatenate([rows, more]).view(EV).ravel()
+        assert list(events["cpu"]) == list(cpus) + list(more_cpus)
+        assert sorted(events["seq"]) == sorted(c * 1000 + i for c in online_cpus()
+                                               for i in range(30))
+
+
+def test_perf_records_below_the_wakeup_count_end_a_wait_at_once(bpf):
+    """10 records with wakeup_events=64 never wake epoll; wait() must still see them."""
+    import threading
+    import time
+    with PerfBufferReader(bpf[b"pours"].map_fd, page_count=4, wakeup_events=64) as reader:
+        later = threading.Timer(0.3, emit, (bpf, 10, 3))
+        t0 = time.monotonic()
+        later.start()
+        try:
+            assert reader.wait(timeout=10.0)
+            waited = time.monotonic() - t0
+        finally:
+            later.join()
+        rows, _, _ = reader.read_array(EV.itemsize)
+        assert len(rows) == 10
+        assert waited < 5.0  # well under the 10 s timeout it used to wait out
+        t0 = time.monotonic()
+        assert not reader.wait(timeout=0.3)  # nothing more: the timeout still holds
+        assert time.monotonic() - t0 >= 0.29
+
+
+def test_perf_trickle_is_shown_within_a_refresh(bpf):
+    """One event at a time, 0.5 s apart, through an EventStream (wakeup every 64 events)."""
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from ebpf_nb.buffers import EventStream
+    layout = SimpleNamespace(map_type=4, fd=bpf[b"pours"].map_fd, name="pours")
+    sent: list[float] = []
+
+    def trickle() -> None:
+        for i in range(4):
+            time.sleep(0.5)
+            sent.append(time.monotonic())
+            emit(bpf, 1, 3, base=i)
+
+    with EventStream(layout, EV, label="trickle") as stream:
+        thread = threading.Thread(target=trickle)
+        thread.start()
+        try:
+            for i in range(4):
+                df = stream.read(count=1)
+                assert len(df) == 1 and int(df["seq"][0]) == i
+                assert time.monotonic() - sent[i] < 1.0  # within one watch_events refresh
+        finally:
+            thread.join()

@@ -1,4 +1,5 @@
-"""Record splitting of the perf reader on synthetic ring bytes (no kernel needed)."""
+"""Record splitting of the perf reader on synthetic ring bytes, ``char[]`` decoding, the row store
+and the end of an event read (no kernel needed)."""
 from __future__ import annotations
 
 import struct
@@ -88,3 +89,78 @@ def test_cstrings_equal_the_row_by_row_decoding():
     assert list(cstrings(rows)) == expected
     assert list(cstrings(np.array([b"abc"], dtype="S3"))) == ["abc"]  # width not a multiple of 8
     assert cstrings(np.empty(0, dtype="S4")).shape == (0,)
+
+
+def test_cstrings_group_raw_bytes_and_stay_exact():
+    from ebpf_nb.kernel import records
+    rows = np.zeros((6, 16), dtype=np.uint8)
+    for i, raw in enumerate([b"sh\0aaaa", b"sh\0bbbb", b"sh", b"\xff\xfeok", b"a" * 16, b"sh"]):
+        rows[i, :len(raw)] = np.frombuffer(raw, dtype=np.uint8)
+    got = records.cstrings(rows)
+    assert list(got) == ["sh", "sh", "sh", "\ufffd\ufffdok", "a" * 16, "sh"]  # no NUL: all 16
+    assert got[2] is got[5]  # one str object per distinct value, not one per row
+    ev = np.zeros(4, dtype=[("pid", "<u4"), ("comm", "S16"), ("x", "<u8")])  # a strided field
+    ev["comm"] = [b"bash", b"python3", b"bash", b""]
+    assert list(records.cstrings(ev["comm"])) == ["bash", "python3", "bash", ""]
+
+
+def test_cstrings_falls_back_row_by_row_on_a_hash_collision(monkeypatch):
+    from ebpf_nb.kernel import records
+    monkeypatch.setattr(records, "_MIX", np.uint64(0))  # key = first word ^ second word
+    a = b"abcdefgh" + b"12345678"
+    b = b"12345678" + b"abcdefgh"  # same xor of its words: collides with a
+    values = np.array([a, b, a, b"zz"], dtype="S16")
+    assert list(records.cstrings(values)) == [a.decode(), b.decode(), a.decode(), "zz"]
+
+
+def test_row_store_grows_and_keeps_order():
+    from ebpf_nb.buffers import RowStore
+    store = RowStore(8, expected=3)
+    written = 0
+    for chunk in (2, 1, 3, 5, 6):  # blocks of 3, 6, 12: three blocks
+        for _ in range(chunk):
+            free = store.free()
+            free[0] = written
+            store.filled(1)
+            written += 1
+    rows = store.rows()
+    assert rows.shape == (written, 8) and list(rows[:, 0]) == list(range(written))
+    one = RowStore(8, expected=100)
+    one.free()[:10] = 7
+    one.filled(10)
+    small = one.rows()
+    assert small.shape == (10, 8) and small.base is None  # mostly empty block: trimmed copy
+    full = RowStore(8, expected=10)
+    full.free()[:10] = 1
+    full.filled(10)
+    assert full.rows().base is not None  # a full block is returned as it is (no copy)
+    assert RowStore(8).rows().shape == (0, 8)
+
+
+def test_event_reads_end_their_drain_when_quiet():
+    import time
+
+    from ebpf_nb.reading import DRAIN_SECONDS, bounded_read
+    calls: list[float] = []
+
+    def idle_poll(timeout: float) -> int:
+        calls.append(timeout)
+        time.sleep(timeout)
+        return 0
+
+    full = bounded_read(idle_poll, trigger=lambda: None)
+    quiet = bounded_read(idle_poll, trigger=lambda: None, drain_quiet=0.02)
+    assert full.stopped_by == quiet.stopped_by == "trigger"
+    assert full.elapsed >= DRAIN_SECONDS > quiet.elapsed  # quiet for 20 ms ends the drain
+    calls.clear()
+    bursts = iter([3, 3, 3, 3, 3])
+
+    def busy_poll(timeout: float) -> int:
+        calls.append(timeout)
+        n = next(bursts, 0)
+        if not n:
+            time.sleep(timeout)
+        return n
+
+    busy = bounded_read(busy_poll, trigger=lambda: None, drain_quiet=0.02)
+    assert busy.stopped_by == "trigger" and len(calls) >= 6  # read on while records came
