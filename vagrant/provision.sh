@@ -148,6 +148,10 @@ apt_run() {
   local log rc=0
   log=$(mktemp)
   apt-get -o DPkg::Lock::Timeout="$lock_wait" "$@" >"$log" 2>&1 || rc=$?
+  # apt-get update exits 0 when lists could not be downloaded: that is a failure here.
+  if [ "$rc" = 0 ] && [ "$1" = update ] && grep -qE '^(W|E): (Failed to fetch|Some index files failed)' "$log"; then
+    rc=100
+  fi
   if [ "$rc" != 0 ]; then
     grep -E '^(E|W|Err):' "$log" | head -n 5 >&2 || tail -n 5 "$log" >&2
     if grep -qE 'Could not resolve|Temporary failure resolving|Failed to fetch|Unable to connect|Network is unreachable|Connection timed out|Could not connect' "$log"; then
@@ -160,7 +164,7 @@ apt_run() {
       step_fix="an earlier installation was interrupted: run 'dpkg --configure -a'"
     fi
     rm -f "$log"
-    return "$rc"
+    on_error "$rc" "${BASH_LINENO[0]}" "apt-get $*"
   fi
   rm -f "$log"
 }

@@ -20,8 +20,7 @@ mount -t tmpfs -o mode=0755 tmpfs "$root/run"
 # What every new machine of this kind has before anyone installs anything: its apt sources and
 # settings, its trust anchors (registries behind a TLS-inspecting proxy), its DNS.
 rm -f "$root/etc/resolv.conf"; cp -L /etc/resolv.conf "$root/etc/resolv.conf"
-cp -a /etc/apt/sources.list.d/. "$root/etc/apt/sources.list.d/" 2>/dev/null || true
-[ -f /etc/apt/sources.list ] && cp /etc/apt/sources.list "$root/etc/apt/sources.list"
+# (the image's apt sources are the host's already: tests/vm/build_image.sh wrote them)
 for f in /etc/apt/apt.conf.d/*; do
   [ -e "$root/etc/apt/apt.conf.d/$(basename "$f")" ] || cp "$f" "$root/etc/apt/apt.conf.d/"
 done
