@@ -145,13 +145,19 @@ def hint_for_verifier(reason: str) -> str | None:
     if "variable-offset" in reason or "out of bounds" in reason or "outside of the" in reason:
         return ("check the index against the array's size before using it "
                 "(if (i >= N) return 0;), so the verifier knows every access stays inside.")
-    if "too large" in reason or "too complex" in reason or "complexity" in reason:
+    if "program is too large" in reason or "too complex" in reason or "complexity" in reason:
         return ("the verifier walks every path and gives up after 1 million instructions: "
                 "bound the loop with a small constant, or split the work with tail calls.")
     if "unbounded" in reason or "back-edge" in reason or "infinite loop" in reason:
         return "loops must have a bound the verifier can see; use a constant limit."
-    if "stack" in reason and ("limit" in reason or "invalid" in reason):
+    if "stack" in reason and ("too large" in reason.lower() or "limit" in reason):
         return "the BPF stack is 512 bytes: move big structs into a map (e.g. a per-CPU array)."
+    if "read from stack" in reason:
+        return ("the program reads stack bytes it never wrote: initialise the variable or "
+                "struct first (e.g. with = {} or __builtin_memset).")
+    if "invalid mem access 'scalar'" in reason or "invalid mem access 'inv'" in reason:
+        return ("to the verifier this pointer is a plain number: read kernel memory through it "
+                "with bpf_probe_read_kernel() or BPF_CORE_READ().")
     if "invalid mem access" in reason or "invalid indirect read" in reason:
         return ("read kernel memory with bpf_probe_read_kernel(), and initialise every byte of "
                 "structs you pass to helpers (e.g. with = {} or __builtin_memset).")

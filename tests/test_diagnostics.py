@@ -79,7 +79,9 @@ def test_verifier_hints_name_the_right_fix():
     assert "size" in hint("invalid unbounded variable-offset read from stack R1")
     assert "1 million" in hint("BPF program is too large. Processed 1000001 insn")
     assert "constant limit" in hint("infinite loop detected at insn 7")
-    assert "bpf_probe_read_kernel" in hint("R1 invalid mem access 'scalar'")
+    assert "BPF_CORE_READ" in hint("R1 invalid mem access 'scalar'")
+    assert "initialise" in hint("invalid indirect read from stack R2 off -16+0 size 16")
+    assert "512 bytes" in hint("combined stack size of 2 calls is 544. Too large")
     assert hint("something nobody has seen") is None
 
 
