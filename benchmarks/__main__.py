@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .report import Result, table, write_json
 
-SUITES = ("events", "maps", "startup", "sustained")
+SUITES = ("events", "maps", "footprint", "startup", "sustained")
 
 
 def _suite(name: str):
@@ -22,6 +22,8 @@ def _suite(name: str):
         from . import bench_events as mod
     elif name == "maps":
         from . import bench_maps as mod
+    elif name == "footprint":
+        from . import bench_footprint as mod
     elif name == "startup":
         from . import bench_startup as mod
     else:
