@@ -141,3 +141,14 @@ def test_a_failing_step_names_itself_its_line_and_what_to_do(tmp_path: Path):
     assert last.startswith("[ebpf_nb setup] FAILED while downloading the package lists")
     assert "provision.sh line " in last and "the package archive cannot be reached" in last
     assert "it continues where it stopped" in last
+
+
+def test_a_kernel_too_old_is_refused_before_anything_changes(tmp_path: Path):
+    bin_dir = _stubs(tmp_path, set(), set())
+    (bin_dir / "uname").write_text('#!/bin/sh\n[ "$1" = -r ] && echo 5.4.0-150-generic '
+                                   '|| exec /bin/uname "$@"\n')
+    (bin_dir / "uname").chmod(0o755)
+    result = _provision_with_stubs(tmp_path, 'ID=debian\nVERSION_ID="12"\n', bin_dir)
+    assert result.returncode == 1
+    assert "kernel 5.4.0-150-generic is too old: the kit needs Linux 5.8 or newer" in result.stderr
+    assert not (tmp_path / "apt-get.log").exists()
