@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from course import REPO, course_notebooks
 
 HERE = Path(__file__).parent
 ARTIFACTS = HERE.parents[1] / "test-artifacts"
@@ -97,6 +98,10 @@ def lab_server(tmp_path_factory) -> Iterator[LabServer]:
     root = tmp_path_factory.mktemp("lab")
     for notebook in HERE.glob("*.ipynb"):
         shutil.copy(notebook, root / notebook.name)
+    for notebook in course_notebooks():  # opened unmodified by test_highlight.py
+        target = root / notebook.relative_to(REPO)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(notebook, target)
     home = root / ".home"
     news = home / "settings/@jupyterlab/apputils-extension/notification.jupyterlab-settings"
     news.parent.mkdir(parents=True)

@@ -1,0 +1,161 @@
+"""In JupyterLab, a ``%%bpf`` cell is highlighted as C and every other cell stays Python (the
+kit's prebuilt extension, ``labextension/``); opening a course notebook does not mark it
+modified.
+
+Colours are compared as the browser computes them against JupyterLab's own theme variables
+(``--jp-mirror-editor-comment-color`` ...), so the check follows the theme, not a hard-coded RGB.
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+from course import REPO, course_notebooks
+
+NOTEBOOK = "highlight.ipynb"
+SETTLE_SECONDS = 3.0  # a notebook that JupyterLab rewrites on open is dirty well within this
+
+# The computed colour of the token holding `text` in code cell `cell`, and the theme's colour
+# for `role` resolved in the same editor (null while the cell's editor is not rendered yet).
+TOKEN_COLOUR_JS = """([cell, text, role]) => {
+  const editors = [...document.querySelectorAll('.jp-CodeCell .cm-content')];
+  const editor = editors[cell];
+  if (!editor) return null;
+  const walker = document.createTreeWalker(editor, NodeFilter.SHOW_TEXT);
+  let node = null;
+  while (walker.nextNode()) {
+    if (walker.currentNode.textContent.includes(text)) { node = walker.currentNode; break; }
+  }
+  if (!node) return null;
+  const probe = document.createElement('span');
+  probe.style.color = `var(--jp-mirror-editor-${role}-color)`;
+  editor.appendChild(probe);
+  const theme = getComputedStyle(probe).color;
+  probe.remove();
+  return {token: getComputedStyle(node.parentElement).color, theme,
+          tag: node.parentElement.className};
+}"""
+CELL_MIME_JS = """(index) => {
+  const panel = window.jupyterapp.shell.currentWidget;
+  const cells = panel.content.widgets.filter(w => w.model.type === 'code');
+  return cells[index] ? cells[index].model.mimeType : null;
+}"""
+SET_SOURCE_JS = """([index, source]) => {
+  const panel = window.jupyterapp.shell.currentWidget;
+  const cells = panel.content.widgets.filter(w => w.model.type === 'code');
+  cells[index].model.sharedModel.setSource(source);
+}"""
+DIRTY_JS = """() => {
+  const panel = window.jupyterapp.shell.currentWidget;
+  return panel && panel.context ? panel.context.model.dirty : null;
+}"""
+READY_JS = """() => {
+  const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+  return !!panel && !!panel.context && panel.context.isReady
+         && !!panel.sessionContext.session && panel.sessionContext.session.kernel
+         && panel.sessionContext.session.kernel.status === 'idle';
+}"""
+
+
+MODEL_JS = "() => window.jupyterapp.shell.currentWidget.context.model.toJSON()"
+
+
+def what_changed(lab_server, page, name: str) -> str:
+    """The parts of the notebook that differ between the file and JupyterLab's model."""
+    saved = lab_server.api(f"/api/contents/{name}?content=1")["content"]
+    model = page.evaluate(MODEL_JS)
+    changes = [f"metadata.{key}: {saved['metadata'].get(key)!r} -> {model['metadata'].get(key)!r}"
+               for key in sorted(set(saved["metadata"]) | set(model["metadata"]))
+               if saved["metadata"].get(key) != model["metadata"].get(key)]
+    for key in ("nbformat", "nbformat_minor"):
+        if saved.get(key) != model.get(key):
+            changes.append(f"{key}: {saved.get(key)} -> {model.get(key)}")
+    for index, (old, new) in enumerate(zip(saved["cells"], model["cells"])):
+        for key in sorted(set(old) | set(new)):
+            if old.get(key) != new.get(key) and key != "source":
+                changes.append(f"cell {index} {key}: {old.get(key)!r} -> {new.get(key)!r}")
+    return "; ".join(changes[:8]) or "no difference in metadata or cells"
+
+
+def colour(page, cell: int, text: str, role: str) -> dict:
+    found = page.evaluate(TOKEN_COLOUR_JS, [cell, text, role])
+    assert found, f"no token {text!r} in code cell {cell}"
+    return found
+
+
+def wait_for_colour(page, cell: int, text: str, role: str) -> dict:
+    """Poll until the token carries the theme's colour for ``role`` (or 20 s have passed)."""
+    deadline = time.monotonic() + 20
+    while True:
+        found = page.evaluate(TOKEN_COLOUR_JS, [cell, text, role])
+        if found and found["token"] == found["theme"]:
+            return found
+        if time.monotonic() > deadline:
+            assert found, f"{text!r} is not one token in code cell {cell}: not highlighted as C"
+            return found
+        page.wait_for_timeout(200)
+
+
+@pytest.fixture
+def highlight_page(lab_server, page):
+    page.goto(lab_server.notebook_url(NOTEBOOK))
+    page.wait_for_function(READY_JS, timeout=90_000)
+    yield page
+    lab_server.shutdown_kernels()
+
+
+def test_a_bpf_cell_is_c_and_a_python_cell_stays_python(highlight_page, artifacts):
+    page = highlight_page
+    comment = wait_for_colour(page, 0, "// counts execve calls or id map", "comment")
+    page.locator(".jp-CodeCell").first.screenshot(path=str(artifacts / "highlight-bpf-cell.png"))
+    assert comment["token"] == comment["theme"], f"the C comment is not a comment: {comment}"
+    assert page.evaluate(CELL_MIME_JS, 0) == "text/x-csrc"
+    for keyword in ("struct", "return"):
+        found = colour(page, 0, keyword, "keyword")
+        assert found["token"] == found["theme"], f"C keyword {keyword!r}: {found}"
+    found = colour(page, 0, '"a string"', "string")
+    assert found["token"] == found["theme"], f"C string: {found}"
+    found = colour(page, 0, "#include", "meta")
+    assert found["token"] != colour(page, 0, "data_t", "comment")["token"], \
+        f"the preprocessor line is unstyled: {found}"
+    # Python keywords and builtins are plain words inside C
+    for word in (" or ", " id ", " map"):
+        found = colour(page, 0, word, "keyword")
+        assert found["token"] == comment["token"], f"{word!r} is not part of the C comment"
+
+    python = wait_for_colour(page, 1, "# a Python comment", "comment")
+    assert python["token"] == python["theme"], f"the Python comment is not a comment: {python}"
+    assert page.evaluate(CELL_MIME_JS, 1) == "text/x-ipython"
+    found = colour(page, 1, "def", "keyword")
+    assert found["token"] == found["theme"], f"Python keyword def: {found}"
+    found = colour(page, 1, "struct", "keyword")
+    assert found["token"] != found["theme"], f"'struct' is a keyword in Python: {found}"
+
+
+def test_a_cell_follows_its_source(highlight_page):
+    """Typing %%bpf into a Python cell makes it C; removing it makes it Python again."""
+    page = highlight_page
+    page.wait_for_function(f"() => ({CELL_MIME_JS})(0) === 'text/x-csrc'", timeout=20_000)
+    page.evaluate(SET_SOURCE_JS, [1, "\n%%bpf\n// now C\nstruct x;"])
+    page.wait_for_function(f"() => ({CELL_MIME_JS})(1) === 'text/x-csrc'", timeout=20_000)
+    found = wait_for_colour(page, 1, "// now C", "comment")
+    assert found["token"] == found["theme"], found
+    page.evaluate(SET_SOURCE_JS, [0, "# %%bpf in a comment is not a cell magic\nx = 1"])
+    page.wait_for_function(f"() => ({CELL_MIME_JS})(0) === 'text/x-ipython'", timeout=20_000)
+    page.evaluate(SET_SOURCE_JS, [1, "%%bpfx\n# not the bpf magic"])
+    page.wait_for_function(f"() => ({CELL_MIME_JS})(1) === 'text/x-ipython'", timeout=20_000)
+
+
+@pytest.mark.parametrize("notebook", course_notebooks(),
+                         ids=[str(p.relative_to(REPO)) for p in course_notebooks()])
+def test_opening_a_course_notebook_does_not_modify_it(lab_server, page, notebook):
+    page.goto(lab_server.notebook_url(str(notebook.relative_to(REPO))))
+    try:
+        page.wait_for_function(READY_JS, timeout=90_000)
+        page.wait_for_timeout(SETTLE_SECONDS * 1000)
+        if page.evaluate(DIRTY_JS) is not False:
+            name = notebook.relative_to(REPO)
+            pytest.fail(f"{name} is marked modified {SETTLE_SECONDS} s after opening: "
+                        f"{what_changed(lab_server, page, str(name))}")
+    finally:
+        lab_server.shutdown_kernels()
