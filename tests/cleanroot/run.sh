@@ -50,5 +50,7 @@ mkdir -p "$work/lower" "$work/upper" "$work/overlay-work" "$work/root"
 (cd "$repo" && git ls-files -co --exclude-standard -z) \
   | tar -C "$repo" --null -T - -cf "$work/tree.tar"
 
+# Run a copy: the working tree may change while this runs (bash reads scripts as it goes).
+cp "$here/inside_namespace.sh" "$work/inside_namespace.sh"
 export work image full
-unshare --mount --propagation private --pid --fork --kill-child bash "$here/inside_namespace.sh"
+unshare --mount --propagation private --pid --fork --kill-child bash "$work/inside_namespace.sh"
