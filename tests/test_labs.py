@@ -3,13 +3,14 @@ numbers. No kernel needed here; the grader on real notebooks is in test_labs_gra
 from __future__ import annotations
 
 import platform
+import re
 
 import nbformat
 import pandas as pd
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from ebpf_nb.labs import build, checks, syscalls
+from ebpf_nb.labs import build, checks, exercises, syscalls
 from ebpf_nb.labs.checks import FAIL, MIME_TYPE, NOT_DONE, PASS, run_check
 
 SOLUTION_CELL = """%%bpf counter -a syscall:execve
@@ -93,19 +94,76 @@ class FakeProgram:
         return self.frame
 
 
-def test_check_passes_fails_and_says_what_is_wrong(monkeypatch) -> None:
-    monkeypatch.setattr(checks, "run", lambda command, timeout=30: None)
-    good = FakeProgram(pd.DataFrame({"key": [0, 65534], "value": [4, 1]}))
-    assert run_check("02.per_uid", good).status == PASS
-    unmasked = FakeProgram(pd.DataFrame({"key": [0, (65534 << 32) | 65534], "value": [4, 1]}))
-    result = run_check("02.per_uid", unmasked)
-    assert result.status == FAIL and "0xFFFFFFFF" in result.message
-    missing = run_check("02.per_uid", FakeProgram(pd.DataFrame({"key": [0], "value": [4]})))
-    assert missing.status == FAIL and "65534" in missing.message
+class FakeExecCounter:
+    """A fake `counter` program fed by the check's own commands: each `setpriv --reuid=U
+    --regid=G ... /bin/true` is one execve by U/G, each other `/bin/true` one by root.
+    ``mistake`` is the student's error: "gid" (counts the gid), "one" (writes 1), "unmasked"
+    (keeps the gid in the key)."""
+
+    def __init__(self, mistake: str = ""):
+        self.mistake, self.counts, self.source = mistake, {}, ""
+
+    def run(self, command: str, timeout: float = 30) -> None:
+        for part in command.split(";"):
+            match = re.search(r"--reuid=(\d+) --regid=(\d+)", part)
+            uid, gid = (int(match[1]), int(match[2])) if match else (0, 0)
+            key = {"gid": gid, "unmasked": (gid << 32) | uid}.get(self.mistake, uid)
+            self.counts[key] = 1 if self.mistake == "one" else self.counts.get(key, 0) + 1
+
+    def table(self, name: str) -> pd.DataFrame:
+        return pd.DataFrame({"key": list(self.counts), "value": list(self.counts.values())})
+
+
+@pytest.mark.parametrize("mistake, says", [("gid", "the key must be the uid"),
+                                           ("one", "add one"),
+                                           ("unmasked", "larger than 32 bits")])
+def test_check_passes_fails_and_says_what_is_wrong(monkeypatch, mistake: str, says: str) -> None:
+    right = FakeExecCounter()
+    monkeypatch.setattr(exercises, "run", right.run)
+    assert run_check("02.per_uid", right).status == PASS
+    wrong = FakeExecCounter(mistake)
+    monkeypatch.setattr(exercises, "run", wrong.run)
+    result = run_check("02.per_uid", wrong)
+    assert result.status == FAIL and says in result.message, result
+
+
+def test_other_user_has_distinct_unused_ids() -> None:
+    import grp
+    import pwd
+    for _ in range(20):
+        uid, gid = checks.other_user()
+        assert uid != gid and uid >= 20000 and gid >= 20000
+        with pytest.raises(KeyError):
+            pwd.getpwuid(uid)
+        with pytest.raises(KeyError):
+            grp.getgrgid(gid)
+
+
+def test_private_dir_is_private_and_removed() -> None:
+    import os
+    import stat
+    with checks.private_dir() as folder:
+        info = folder.stat()
+        assert stat.S_IMODE(info.st_mode) == 0o700 and info.st_uid == os.getuid()
+        (folder / "x").write_text("x")
+    assert not folder.exists()
+
+
+def test_hints_come_one_at_a_time_and_every_exercise_has_some() -> None:
+    checks._load_exercises()
+    for exercise_id, spec in checks.EXERCISES.items():
+        assert 1 <= len(spec.hints) <= 2, exercise_id
+        first = checks.hint(exercise_id)
+        assert first.number == 1 and first.text == spec.hints[0]
+        assert f"hint 1 of {len(spec.hints)}" in str(first)
+    with pytest.raises(ValueError):
+        checks.hint("02.per_uid", 3)
+    with pytest.raises(KeyError):
+        checks.hint("99.nothing")
 
 
 def test_unfinished_work_is_not_done(monkeypatch) -> None:
-    monkeypatch.setattr(checks, "run", lambda command, timeout=30: None)
+    monkeypatch.setattr(exercises, "run", lambda command, timeout=30: None)
     empty = FakeProgram(pd.DataFrame({"key": [], "value": []}))
     assert run_check("02.per_uid", empty).status == NOT_DONE
     placeholder = FakeProgram(pd.DataFrame({"key": [0], "value": [1]}),
@@ -135,9 +193,10 @@ def test_check_shows_a_result_the_grader_can_read_back() -> None:
 
 def test_check_in_ipython_looks_the_program_up_by_name(monkeypatch) -> None:
     from IPython.core.interactiveshell import InteractiveShell
-    monkeypatch.setattr(checks, "run", lambda command, timeout=30: None)
+    fake = FakeExecCounter()
+    monkeypatch.setattr(exercises, "run", fake.run)
     shell = InteractiveShell.instance()
-    shell.user_ns["counter"] = FakeProgram(pd.DataFrame({"key": [0, 65534], "value": [1, 1]}))
+    shell.user_ns["counter"] = fake
     try:
         assert run_check("02.per_uid").status == PASS
     finally:

@@ -27,7 +27,7 @@ SOLUTION_NAME, STUDENT_NAME = "solution.ipynb", "lab.ipynb"
 _BEGIN = re.compile(r"^(\s*)(###|//)\s*BEGIN SOLUTION\s*$")
 _END = re.compile(r"^\s*(###|//)\s*END SOLUTION\s*$")
 _STUB = re.compile(r"^(\s*)(#|//)\s*STUB:\s?(.*)$")
-_CHECK_ID = re.compile(r"""check\(\s*["'](\d\d\.\w+)["']""")
+_CHECK_ID = re.compile(r"""check\(\s*["'](\d\d[a-z]?\.\w+)["']""")
 
 
 class MarkerError(ValueError):

@@ -10,14 +10,19 @@ the grader reads back from executed notebooks.
 """
 from __future__ import annotations
 
+import contextlib
 import html
 import json
+import random
 import re
 import shlex
+import shutil
 import subprocess
+import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 MIME_TYPE = "application/vnd.ebpf-nb.check+json"
@@ -64,18 +69,51 @@ class Exercise:
     program: str | None
     title: str
     func: Callable[[Any], str]
+    hints: tuple[str, ...] = ()
 
 
 EXERCISES: dict[str, Exercise] = {}
 
 
-def exercise(exercise_id: str, *, program: str | None, title: str
+def exercise(exercise_id: str, *, program: str | None, title: str, hints: tuple[str, ...] = ()
              ) -> Callable[[Callable[[Any], str]], Callable[[Any], str]]:
-    """Register ``func(program) -> success text`` as the check of ``exercise_id``."""
+    """Register ``func(program) -> success text`` as the check of ``exercise_id``; ``hints``
+    are revealed one at a time by :func:`hint`."""
     def register(func: Callable[[Any], str]) -> Callable[[Any], str]:
-        EXERCISES[exercise_id] = Exercise(exercise_id, program, title, func)
+        EXERCISES[exercise_id] = Exercise(exercise_id, program, title, func, tuple(hints))
         return func
     return register
+
+
+@dataclass(frozen=True)
+class Hint:
+    """One hint of an exercise, shown on request."""
+
+    exercise: str
+    number: int
+    of: int
+    text: str
+
+    def __str__(self) -> str:
+        return f"[{self.exercise}] hint {self.number} of {self.of}: {self.text}"
+
+    def _repr_html_(self) -> str:
+        return (f'<div style="border-left:4px solid #0969da;padding:4px 8px">'
+                f"{html.escape(str(self))}</div>")
+
+
+def hint(exercise_id: str, number: int = 1) -> Hint:
+    """Hint ``number`` (1, 2...) of an exercise: ``hint("02.per_uid")``, then ``hint(..., 2)``."""
+    _load_exercises()
+    spec = EXERCISES.get(exercise_id)
+    if spec is None:
+        known = ", ".join(sorted(EXERCISES))
+        raise KeyError(f"there is no exercise {exercise_id!r} (known: {known})")
+    if not spec.hints:
+        return Hint(exercise_id, 0, 0, "this exercise has no hints")
+    if not 1 <= number <= len(spec.hints):
+        raise ValueError(f"{exercise_id} has hints 1 to {len(spec.hints)}, not {number}")
+    return Hint(exercise_id, number, len(spec.hints), spec.hints[number - 1])
 
 
 def run_check(exercise_id: str, program: Any = None) -> CheckResult:
@@ -176,9 +214,50 @@ def marker(prefix: str = "ebpfnb") -> str:
     return f"{prefix}{uuid.uuid4().hex[:8]}"
 
 
-def as_user(command: str, uid: int = 65534) -> str:
+def as_user(command: str, uid: int = 65534, gid: int | None = None) -> str:
     """``command`` run as another user (nobody by default), with no extra groups."""
-    return f"setpriv --reuid={uid} --regid={uid} --clear-groups {command}"
+    return f"setpriv --reuid={uid} --regid={uid if gid is None else gid} --clear-groups {command}"
+
+
+def other_user() -> tuple[int, int]:
+    """A random uid and a different random gid that no account on the machine uses."""
+    import grp
+    import pwd
+    while True:
+        uid, gid = random.sample(range(20000, 60000), 2)
+        try:
+            pwd.getpwuid(uid)
+            continue
+        except KeyError:
+            pass
+        try:
+            grp.getgrgid(gid)
+            continue
+        except KeyError:
+            return uid, gid
+
+
+@contextlib.contextmanager
+def private_dir(prefix: str = "ebpfnb-") -> Iterator[Path]:
+    """A fresh 0700 directory (``tempfile.mkdtemp``), removed afterwards."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def run_python(code: str, *args: str, timeout: float = 30) -> int:
+    """Run ``code`` in a new interpreter (this one's executable); returns its pid."""
+    import sys
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    return proc.pid
 
 
 def run(command: str, timeout: float = 30) -> None:
