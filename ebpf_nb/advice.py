@@ -54,7 +54,7 @@ def wrapped_text(frame: pd.DataFrame, width: int = WRAP_AT) -> str:
 def wrapped_html(frame: pd.DataFrame, width: int = WRAP_AT) -> str:
     """The table as HTML with inline styles (they beat JupyterLab's right-aligned cells)."""
     cell = ("text-align:left; vertical-align:top; white-space:normal; "
-            f"overflow-wrap:anywhere; max-width:{width}ch; padding:0.3em 0.8em")
+            f"overflow-wrap:break-word; max-width:{width}ch; padding:0.3em 0.8em")
     head = "".join(f'<th style="{cell}">{html.escape(str(c))}</th>' for c in frame.columns)
     body = "".join(
         "<tr>" + "".join(f'<td style="{cell}">{html.escape(_cell(v))}</td>' for v in row) + "</tr>"
