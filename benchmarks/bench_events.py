@@ -14,6 +14,7 @@ Two ways of offering load:
 """
 from __future__ import annotations
 
+import resource
 import threading
 import time
 
@@ -47,15 +48,15 @@ def _ours(source: str, total: int, *, flow_control: bool) -> dict:
             half = positions.size // 2
             room = lambda: positions.used() < half
         run = producer(fn.fd, total, room=room)
-        t0 = time.perf_counter()
+        c0, t0 = _cpu(), time.perf_counter()
         df = prog.events("events", count=total, trigger=run)
-        elapsed = time.perf_counter() - t0
+        elapsed, cpu = time.perf_counter() - t0, _cpu() - c0
         if positions:
             positions.close()
         submitted, failed = read_stats(stats_fd)
         return _outcome(len(df), submitted, failed, elapsed, df.attrs.get("lost"),
                         ordered=bool(np.all(np.diff(df["seq"].to_numpy().astype(np.int64)) > 0))
-                        if "seq" in df and flow_control else None)
+                        if "seq" in df and flow_control else None, cpu=cpu)
     finally:
         prog.detach()
 
@@ -91,7 +92,7 @@ def _bcc(source: str, total: int, *, ring: bool, flow_control: bool,
                                    lost_cb=lambda n: lost.__setitem__(0, lost[0] + n))
             poll = b.perf_buffer_poll
         run = producer(fn.fd, total, room=room)
-        t0 = time.perf_counter()
+        c0, t0 = _cpu(), time.perf_counter()
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
         idle_since = None
@@ -107,7 +108,7 @@ def _bcc(source: str, total: int, *, ring: bool, flow_control: bool,
                     if time.perf_counter() - idle_since > 0.5:
                         break
         df = pd.DataFrame(rows, columns=COLUMNS)
-        elapsed = time.perf_counter() - t0
+        elapsed, cpu = time.perf_counter() - t0, _cpu() - c0
         if positions:
             positions.close()
         submitted, failed = read_stats(stats_fd)
@@ -116,7 +117,7 @@ def _bcc(source: str, total: int, *, ring: bool, flow_control: bool,
                 del table[key]
         return _outcome(len(df), submitted, failed, elapsed, None if ring else lost[0],
                         ordered=bool(np.all(np.diff(df["seq"].to_numpy().astype(np.int64)) > 0))
-                        if flow_control else None)
+                        if flow_control else None, cpu=cpu)
     finally:
         _quiet_cleanup(b)
 
@@ -151,7 +152,7 @@ def _ours_perf_reader(source: str, total: int, wakeup_events: int) -> dict:
         dtype = layout.event_dtype
         reader = PerfBufferReader(layout.fd, PERF_PAGES, wakeup_events=wakeup_events)
         thread = threading.Thread(target=producer(fn.fd, total), daemon=True)
-        t0 = time.perf_counter()
+        c0, t0 = _cpu(), time.perf_counter()
         thread.start()
         chunks, cpus = [], []
         while thread.is_alive() or reader.pending():
@@ -163,18 +164,25 @@ def _ours_perf_reader(source: str, total: int, wakeup_events: int) -> dict:
         data = decode.columns(records, "value")
         data["cpu"] = np.concatenate(cpus)
         df = pd.DataFrame(data)
-        elapsed = time.perf_counter() - t0
+        elapsed, cpu = time.perf_counter() - t0, _cpu() - c0
         reader.close()
         submitted, failed = read_stats(stats_fd)
-        return _outcome(len(df), submitted, failed, elapsed, None, None)
+        return _outcome(len(df), submitted, failed, elapsed, None, None, cpu=cpu)
     finally:
         prog.detach()
 
 
+def _cpu() -> float:
+    """CPU seconds (user + system) this process has used, all threads: the producer's runs of
+    the BPF program included, as in the C reference's figure."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def _outcome(received: int, submitted: int, failed: int, elapsed: float, kernel_lost,
-             ordered) -> dict:
+             ordered, *, cpu: float) -> dict:
     out = {"received": received, "submitted": submitted, "dropped": failed,
-           "exact": received + failed == submitted, "seconds": elapsed,
+           "exact": received + failed == submitted, "seconds": elapsed, "cpu_seconds": cpu,
            "rows_per_s": received / elapsed if elapsed else 0.0}
     if kernel_lost is not None:
         out["kernel_lost"] = int(kernel_lost)
@@ -209,6 +217,9 @@ def _row(name: str, ours_fn, bcc_fn, c_fn, *, rounds: int, goal_c: float) -> Res
              "c_range": f"{_fmt_rate(min(r['rows_per_s'] for r in c_runs))}-"
                         f"{_fmt_rate(max(r['rows_per_s'] for r in c_runs))}",
              "vs_c_per_round": "/".join(f"{x:.0%}" for x in per_round),
+             "cpu_us_per_1k_rows_ours_c_bcc": "/".join(
+                 f"{_median([r['cpu_seconds'] / max(r['received'], 1) for r in runs]) * 1e9:.0f}"
+                 for runs in (ours_runs, c_runs, [bcc])),
              "drops_ours": max(r["dropped"] for r in ours_runs),
              "drops_c": max(r["dropped"] for r in c_runs), "drops_bcc": bcc["dropped"],
              "exact_all": exact}

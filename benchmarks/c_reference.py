@@ -67,7 +67,7 @@ def events(source: str, total: int, *, ring: bool, flow_control: bool = False,
     return {"received": received, "submitted": out["submitted"], "dropped": dropped,
             "kernel_lost": out["lost"],
             "exact": received + dropped == out["submitted"],
-            "seconds": out["seconds"],
+            "seconds": out["seconds"], "cpu_seconds": out["cpu_seconds"],
             "rows_per_s": received / out["seconds"] if out["seconds"] else 0.0}
 
 

@@ -19,7 +19,7 @@ DEFAULT_SECONDS = 1.0        # neither seconds nor count nor trigger given
 COUNT_TIMEOUT = 10.0         # count given alone: never wait longer than this
 TRIGGER_TIMEOUT = 60.0       # trigger given alone: the longest it may run
 DRAIN_SECONDS = 0.25         # after a trigger ends, keep reading this long for late events
-DRAIN_QUIET = 0.05           # ... or, for readers that see every record at once, until quiet
+DRAIN_QUIET = 0.02           # ... or, for readers that see each record at once, until quiet
 
 
 @dataclass

@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -67,6 +68,13 @@ static double now(void)
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static double cpu_seconds(void)  /* user + system time of the whole process (both threads) */
+{
+	struct rusage r;
+	getrusage(RUSAGE_SELF, &r);
+	return r.ru_utime.tv_sec + r.ru_stime.tv_sec + (r.ru_utime.tv_usec + r.ru_stime.tv_usec) * 1e-6;
 }
 
 static void die(const char *what, int err)
@@ -212,7 +220,7 @@ static int events(int argc, char **argv, int perf)
 
 	uint64_t sub = 0, failed = 0;
 	pthread_t thread;
-	double t0 = now(), idle = 0;
+	double t0 = now(), c0 = cpu_seconds(), idle = 0;
 	if (pthread_create(&thread, NULL, produce, &p))
 		die("pthread_create", errno);
 	for (;;) {
@@ -236,12 +244,13 @@ static int events(int argc, char **argv, int perf)
 	}
 	double seconds = now() - t0;
 	pthread_join(thread, NULL);
+	double cpu = cpu_seconds() - c0;
 	if (p.err)
 		die("BPF_PROG_TEST_RUN", p.err);
 	read_stats(stats_fd, &sub, &failed);
 	printf("{\"received\": %ld, \"submitted\": %lu, \"dropped\": %lu, \"lost\": %lu, "
-	       "\"seconds\": %.9f, \"last_seq\": %lu}\n", cols.n, (unsigned long)sub,
-	       (unsigned long)failed, (unsigned long)cols.lost, seconds,
+	       "\"seconds\": %.9f, \"cpu_seconds\": %.6f, \"last_seq\": %lu}\n", cols.n,
+	       (unsigned long)sub, (unsigned long)failed, (unsigned long)cols.lost, seconds, cpu,
 	       cols.n ? (unsigned long)cols.seq[cols.n - 1] : 0UL);
 	ring_buffer__free(rb);
 	perf_buffer__free(pb);
