@@ -516,7 +516,7 @@ int f(void *ctx)
     with pytest.raises(VerifierError) as info:
         CoreProgram(src, "unchecked")
     err = info.value
-    assert err.message == ("the verifier rejected f (cell line 13): "
+    assert err.message == ("the verifier rejected f at cell line 13: "
                            "R0 invalid mem access 'map_value_or_null'")
     assert "against NULL" in err.hint
     assert err.program == "f"

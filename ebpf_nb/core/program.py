@@ -246,7 +246,7 @@ class CoreProgram(Program):
         verifier = _verifier_log(log)
         if verifier:
             report = diagnostics.parse_verifier_log(verifier, self.source)
-            where = f" (cell line {report.cell_line})" if report.cell_line else ""
+            where = f" at cell line {report.cell_line}" if report.cell_line else ""
             hint = "; ".join(report.hints) or diagnostics.hint_for_verifier(report.reason)
             return VerifierError(f"the verifier rejected {failed}{where}: {report.reason}",
                                  program=failed, log=verifier, hint=hint, details=report.log)
