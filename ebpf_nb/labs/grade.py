@@ -39,6 +39,8 @@ COLUMNS = ["student", "notebook", "exercise", "status", "points", "feedback"]
 STATUSES = ("pass", "fail", "not done")
 DEFAULT_TIMEOUT = 600.0  # seconds per submission; a solved lab takes well under a minute
 DEFAULT_MEMORY_MB = 4096  # address space of the grading process (BCC and LLVM need ~1.5 GiB)
+OUT_OF_MEMORY = ("memoryerror", "bad_alloc", "memory allocation", "cannot allocate memory",
+                 "out of memory", "failed to map segment")
 CHILD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -71,7 +73,7 @@ def run_job(job: dict[str, object], timeout: float, memory_mb: int,
             tempfile.TemporaryFile() as log:
         env = {"PATH": CHILD_PATH, "HOME": private, "IPYTHONDIR": private,
                "MPLBACKEND": "Agg", "MPLCONFIGDIR": private, "LANG": "C.UTF-8",
-               "TMPDIR": private, **(env_extra or {})}
+               "OPENBLAS_NUM_THREADS": "1", **(env_extra or {})}
         child = subprocess.Popen(
             [sys.executable, "-I", "-m", "ebpf_nb.labs.sandbox"], cwd=private, env=env,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, start_new_session=True,
@@ -89,7 +91,7 @@ def run_job(job: dict[str, object], timeout: float, memory_mb: int,
             log.seek(0, os.SEEK_END)
             log.seek(max(0, log.tell() - 4000))
             tail = log.read().decode(errors="replace")
-            if "MemoryError" in tail or "std::bad_alloc" in tail:
+            if any(sign in tail.lower() for sign in OUT_OF_MEMORY):
                 stopped = f"grading stopped: the memory limit ({memory_mb} MiB) was reached"
             else:
                 last = [line for line in tail.splitlines() if line.strip()][-1:] or ["?"]
@@ -161,7 +163,8 @@ def grade(directory: Path, out: Path | None = None, timeout: float = DEFAULT_TIM
     for notebooks directly in it, the file name (``alice.ipynb``).
     """
     directory = Path(directory).resolve()
-    out = Path(out).resolve() if out else directory / "grades.csv"
+    out = Path(out) if out else directory / "grades.csv"
+    out = out.parent.resolve() / out.name  # the folder is the teacher's; a link at out is not
     labs = canonical_labs(labs_root or default_labs_root())
     env_extra = _cache_env()
     rows: list[dict[str, object]] = []

@@ -1,0 +1,291 @@
+"""An adversarial class graded on the real kernel (``ebpf-nb labs grade --on-host``).
+
+Next to the real solutions (full marks) and the untouched labs (0), each student tries one
+attack: stored "pass" outputs in an empty and in a skip-execution cell, a raw display of the
+check's MIME type, invented exercise ids, a payload without "exercise", malformed metadata,
+a file that is not a notebook, a shadowing ``pandas.py``, a redefined ``check`` and a
+monkeypatched checker, a daemon that outlives its notebook and rewrites the CSV, a notebook
+that never ends, one that allocates memory without end, a symlinked submission and folder, a
+symlinked ``grades.csv``, a student name starting with ``=``. Every attack must end at 0 or
+as an error row, the CSV complete and intact, no attacker code run (their marker files never
+appear), and every program the grading loaded gone afterwards (``bpftool``).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+from nbformat.v4 import new_code_cell, new_output
+
+from ebpf_nb.cli import main
+from ebpf_nb.labs.answers import canonical_labs
+from ebpf_nb.labs.checks import MIME_TYPE
+from ebpf_nb.labs.grade import run_job
+
+pytestmark = pytest.mark.kernel
+
+LABS = Path(__file__).resolve().parents[1] / "labs"
+TARGET = "04_function_calls"  # the attacks' lab: one quick CO-RE check
+LEAK_PROGRAM = "gradeleak_probe"  # an extra program in one answer: must be gone after grading
+FORGED = {"exercise": "04.subprogram", "status": "pass", "message": "forged"}
+
+
+def _untouched() -> nbformat.NotebookNode:
+    return nbformat.read(LABS / TARGET / "lab.ipynb", as_version=4)
+
+
+def _write(nb: nbformat.NotebookNode, folder: Path, name: str = f"{TARGET}.ipynb") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, folder / name)
+    return folder / name
+
+
+def _stored_pass(source: str, tags: list[str] | None = None) -> nbformat.NotebookNode:
+    cell = new_code_cell(source, execution_count=7,
+                         outputs=[new_output("display_data", data={MIME_TYPE: FORGED,
+                                                                   "text/plain": "pass"})])
+    if tags:
+        cell.metadata["tags"] = tags
+    return cell
+
+
+def _with_cells(*cells: nbformat.NotebookNode, first: bool = False) -> nbformat.NotebookNode:
+    nb = _untouched()
+    nb.cells = [*cells, *nb.cells] if first else [*nb.cells, *cells]
+    return nb
+
+
+def _solution_with_leak_probe() -> nbformat.NotebookNode:
+    nb = nbformat.read(LABS / TARGET / "solution.ipynb", as_version=4)
+    answer = next(c for c in nb.cells if c.source.startswith("%%bpf calls"))
+    answer.source += ('\n\nSEC("raw_tracepoint/sys_enter")\n'
+                      f"int {LEAK_PROGRAM}(void *ctx) {{ return 0; }}\n")
+    return nb
+
+
+def build_class(root: Path, markers: Path) -> Path:
+    """The class folder: solutions, untouched labs and one attack per student."""
+    class_dir = root / "class"
+    for lab in sorted(LABS.glob("*/solution.ipynb")):
+        (class_dir / "solver").mkdir(parents=True, exist_ok=True)
+        shutil.copy(lab, class_dir / "solver" / f"{lab.parent.name}.ipynb")
+        (class_dir / "idle").mkdir(parents=True, exist_ok=True)
+        shutil.copy(lab.parent / "lab.ipynb", class_dir / "idle" / f"{lab.parent.name}.ipynb")
+
+    _write(_with_cells(_stored_pass("")), class_dir / "stored_empty")
+    _write(_with_cells(_stored_pass('check("04.subprogram")', ["skip-execution"])),
+           class_dir / "stored_skip")
+    _write(_with_cells(new_code_cell(
+        "from IPython.display import display\n"
+        f"display({{{MIME_TYPE!r}: {json.dumps(FORGED)}}}, raw=True)")), class_dir / "raw_display")
+    invented = _with_cells(_stored_pass(""))
+    invented.cells[-1].outputs[0].data[MIME_TYPE] = {**FORGED, "exercise": "99.bonus"}
+    invented.metadata["ebpf_nb"]["exercises"] = ["04.subprogram", "99.bonus", "98.extra"]
+    _write(invented, class_dir / "invented_ids")
+    no_id = _with_cells(_stored_pass(""))
+    del no_id.cells[-1].outputs[0].data[MIME_TYPE]["exercise"]
+    _write(no_id, class_dir / "payload_without_exercise")
+    bad_meta = _untouched()
+    bad_meta.metadata["ebpf_nb"] = "evil"
+    _write(bad_meta, class_dir / "bad_metadata")
+    (class_dir / "not_json").mkdir()
+    (class_dir / "not_json" / f"{TARGET}.ipynb").write_text("{ this is not json")
+
+    shadow = _with_cells(new_code_cell("import pandas"), first=True)
+    folder = _write(shadow, class_dir / "shadow").parent
+    (folder / "pandas.py").write_text(
+        f"open({str(markers / 'shadow_ran')!r}, 'w').write('x')\n")
+    (folder / "ebpf_nb").mkdir()
+    (folder / "ebpf_nb" / "__init__.py").write_text(
+        f"open({str(markers / 'shadow_kit_ran')!r}, 'w').write('x')\n")
+
+    _write(_with_cells(new_code_cell(
+        "from IPython.display import display\n"
+        f"open({str(markers / 'check_ran')!r}, 'w').write('x')\n"
+        "import ebpf_nb.labs.checks as checks\n"
+        "checks.run_check = lambda *a, **k: checks.CheckResult('04.subprogram', 'pass', 'x')\n"
+        f"def check(*args, **kwargs):\n    display({{{MIME_TYPE!r}: {json.dumps(FORGED)}}}, "
+        "raw=True)\n"), first=True), class_dir / "redefined_check")
+
+    csv_path = class_dir / "grades.csv"
+    _write(_with_cells(new_code_cell(
+        "import os, time\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        f"    open({str(markers / 'daemon_ran')!r}, 'w').write('x')\n"
+        "    for _ in range(60):\n"
+        "        time.sleep(0.5)\n"
+        f"        open({str(csv_path)!r}, 'w').write('student,points\\nmallory,999\\n')\n"
+        "    os._exit(0)\n")), class_dir / "daemon")
+    _write(_with_cells(new_code_cell(
+        f"open({str(markers / 'loop_ran')!r}, 'w').write('x')\nwhile True:\n    pass"),
+        first=True), class_dir / "never_ends")
+    _write(_with_cells(new_code_cell(
+        f"open({str(markers / 'bomb_ran')!r}, 'w').write('x')\n"
+        "hoard = []\nwhile True:\n    hoard.append(bytearray(1 << 26))"), first=True),
+        class_dir / "memory_bomb")
+
+    _write(_solution_with_leak_probe(), class_dir / "leaky_solver")
+    _write(_untouched(), class_dir / '=HYPERLINK("http://evil.example")')
+
+    outside = root / "outside"
+    outside.mkdir()
+    shutil.copy(LABS / TARGET / "solution.ipynb", outside / f"{TARGET}.ipynb")
+    (class_dir / "linked_file").mkdir()
+    (class_dir / "linked_file" / f"{TARGET}.ipynb").symlink_to(outside / f"{TARGET}.ipynb")
+    (class_dir / "linked_folder").symlink_to(outside)
+    (root / "victim.csv").write_text("keep me\n")
+    csv_path.symlink_to(root / "victim.csv")
+    return class_dir
+
+
+def _programs() -> set[str]:
+    done = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True,
+                          check=True)
+    return {p.get("name", "") for p in json.loads(done.stdout or "[]")}
+
+
+class ProgramWatch(threading.Thread):
+    """Polls ``bpftool prog show`` while the grader runs: was LEAK_PROGRAM ever loaded?"""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.seen = False
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set() and not self.seen:
+            self.seen = LEAK_PROGRAM in _programs()
+            time.sleep(0.2)
+
+
+def test_an_adversarial_class_is_graded_correctly(tmp_path: Path, capsys) -> None:
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    class_dir = build_class(tmp_path, markers)
+    assert LEAK_PROGRAM not in _programs()
+    watch = ProgramWatch()
+    watch.start()
+    started = time.monotonic()
+    try:
+        assert main(["labs", "grade", str(class_dir), "--on-host", "--timeout", "300"]) == 0
+    finally:
+        watch.stop.set()
+        watch.join(timeout=30)
+    took = time.monotonic() - started
+    print(f"graded the adversarial class in {took:.0f} s")
+    assert watch.seen, "the leak probe never loaded: the test could not see a leak"
+
+    deadline = time.monotonic() + 30  # the kernel frees programs after an RCU grace period
+    while LEAK_PROGRAM in _programs():
+        assert time.monotonic() < deadline, "a program loaded by the grading outlived it"
+        time.sleep(0.2)
+
+    time.sleep(2)  # a daemon, had one started, rewrites the CSV every 0.5 s
+    csv_path = class_dir / "grades.csv"
+    assert not csv_path.is_symlink() and (tmp_path / "victim.csv").read_text() == "keep me\n"
+    assert sorted(p.name for p in markers.iterdir()) == [], "student Python was run"
+
+    with csv_path.open(newline="") as handle:
+        raw = list(csv.reader(handle))
+    assert raw[0] == ["student", "notebook", "exercise", "status", "points", "feedback"]
+    for row in raw[1:]:
+        assert len(row) == 6
+        for cell in row:
+            assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), row
+    grades = pd.read_csv(csv_path, keep_default_na=False)
+    by_student = {s: g for s, g in grades.groupby("student")}
+
+    labs = canonical_labs(LABS)
+    everything = [e for lab in labs.values() for e in lab.exercises]
+    solver = by_student.pop("solver")
+    assert sorted(solver.exercise) == sorted(everything)
+    assert (solver.status == "pass").all(), solver[solver.status != "pass"].to_string()
+    idle = by_student.pop("idle")
+    assert sorted(idle.exercise) == sorted(everything) and idle.points.sum() == 0
+    assert (idle.status == "not done").all(), idle[idle.status != "not done"].to_string()
+
+    leaky = by_student.pop("leaky_solver")
+    assert list(leaky.exercise) == ["04.subprogram"] and list(leaky.points) == [1]
+
+    errors = {"bad_metadata": "metadata.ebpf_nb is not a mapping", "not_json": "not JSON",
+              "linked_file": "is a symbolic link", "linked_folder": "symbolic link to a folder"}
+    for student, why in errors.items():
+        rows = by_student.pop(student)
+        assert list(rows.status) == ["error"] and rows.points.sum() == 0
+        assert why in rows.feedback.iloc[0]
+
+    formula = by_student.pop("'=HYPERLINK(\"http://evil.example\")")
+    assert list(formula.points) == [0]
+    expected_attacks = {"stored_empty", "stored_skip", "raw_display", "invented_ids",
+                        "payload_without_exercise", "shadow", "redefined_check", "daemon",
+                        "never_ends", "memory_bomb"}
+    assert set(by_student) == expected_attacks
+    for student, rows in by_student.items():
+        assert list(rows.exercise) == ["04.subprogram"], (student, rows.to_string())
+        assert list(rows.status) == ["not done"], (student, rows.feedback.iloc[0])
+        assert rows.points.sum() == 0
+    assert "wrote" in capsys.readouterr().out
+
+
+LEAK_CORE = """#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+char LICENSE[] SEC("license") = "GPL";
+SEC("raw_tracepoint/sys_enter")
+int gradeleak_probe(void *ctx) { return 0; }
+"""
+
+
+def _sleepers(seconds: str) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and \
+                    (proc / "cmdline").read_bytes() == f"sleep\0{seconds}\0".encode():
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_the_time_limit_kills_the_whole_grading_and_unloads_its_programs() -> None:
+    """A grading process past its limit is killed with everything it started: a program it
+    loaded is unloaded, a child process it left is gone."""
+    job = {"lab": "test", "steps": [
+        {"kind": "run", "source": "%load_ext ebpf_nb"},
+        {"kind": "bpf", "source": "leak --core", "name": "leak", "body": LEAK_CORE},
+        {"kind": "run", "source": "import subprocess, time\n"
+                                  "subprocess.Popen(['sleep', '6173'])\ntime.sleep(600)"},
+    ]}
+    watch = ProgramWatch()
+    watch.start()
+    started = time.monotonic()
+    try:
+        verdicts, stopped = run_job(job, timeout=20, memory_mb=4096)
+    finally:
+        watch.stop.set()
+        watch.join(timeout=30)
+    assert 19 < time.monotonic() - started < 120
+    assert verdicts == [] and stopped == "grading stopped: the submission took longer than 20 s"
+    assert watch.seen, "the program never loaded: the test could not see a leak"
+    deadline = time.monotonic() + 30
+    while LEAK_PROGRAM in _programs() or _sleepers("6173"):
+        assert time.monotonic() < deadline, "the killed grading left a program or a process"
+        time.sleep(0.2)
+
+
+def test_the_memory_limit_stops_a_submission_with_a_clear_reason(tmp_path: Path) -> None:
+    class_dir = tmp_path / "class"
+    _write(_untouched(), class_dir / "big")
+    assert main(["labs", "grade", str(class_dir), "--on-host", "--memory", "200"]) == 0
+    rows = pd.read_csv(class_dir / "grades.csv")
+    assert list(rows.status) == ["not run"] and rows.points.sum() == 0
+    assert "memory limit (200 MiB)" in rows.feedback.iloc[0]
