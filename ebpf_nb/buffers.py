@@ -31,23 +31,25 @@ PERF_WAKEUP_EVENTS = 64
 
 class RowStore:
     """Where a read's records go: blocks of rows the readers copy into directly (each record is
-    copied once), growing by doubling; ``expected`` rows (a read's count) are one block."""
+    copied once), growing by doubling; ``expected`` rows (a read's count) are one block, up to
+    :data:`MAX_BLOCK_BYTES`. Unfilled rows cost no memory: their pages are never touched."""
 
-    FIRST_BLOCK = 1 << 16
-    MAX_BLOCK = 1 << 22
+    FIRST_BLOCK_BYTES = 4 << 20
+    MAX_BLOCK_BYTES = 256 << 20
 
     def __init__(self, size: int, expected: int | None = None):
         self.size = size
-        first = min(expected, self.MAX_BLOCK) if expected else self.FIRST_BLOCK
+        self._max_rows = max(self.MAX_BLOCK_BYTES // max(size, 1), 1)
+        first = expected if expected else self.FIRST_BLOCK_BYTES // max(size, 1)
         self._blocks: list[np.ndarray] = []
-        self._current = np.empty((max(first, 1), size), dtype=np.uint8)  # pages untouched yet
+        self._current = np.empty((min(max(first, 1), self._max_rows), size), dtype=np.uint8)
         self._used = 0
 
     def free(self) -> np.ndarray:
         """The unfilled rows of the current block (a new, twice larger block when it is full)."""
         if self._used == len(self._current):
             self._blocks.append(self._current)
-            grown = min(2 * len(self._current), self.MAX_BLOCK)
+            grown = min(2 * len(self._current), self._max_rows)
             self._current = np.empty((grown, self.size), dtype=np.uint8)
             self._used = 0
         return self._current[self._used:]

@@ -228,6 +228,10 @@ def test_ring_read_into_out_is_bounded_by_out_and_keeps_mixed_sizes(bpf):
         short = [r for r, k in zip(np.concatenate([first, rest]), kept) if k & 1]
         assert all(not row[24:].any() for row in short)  # zero-padded, no 0xAA left over
         assert reader.read_array(64, out=np.empty((0, 64), dtype=np.uint8)).shape == (0, 64)
+        for bad in (np.empty((4, 32), np.uint8), np.empty((4, 64), np.int64),
+                    np.empty(64, np.uint8), [[0] * 64]):
+            with pytest.raises(ValueError, match="out must be"):
+                reader.read_array(64, out=bad)
 
 
 def test_perf_read_into_out_gives_each_cpu_rows(bpf):
@@ -239,6 +243,10 @@ def test_perf_read_into_out_gives_each_cpu_rows(bpf):
         rows, cpus, lost = reader.read_array(EV.itemsize, timeout=1.0, out=out[:total - 3])
         more, more_cpus, _ = reader.read_array(EV.itemsize, timeout=1.0, out=out[total - 3:])
         assert lost == 0 and len(rows) == total - 3 and len(more) == 3
+        frozen = np.empty((4, 64), np.uint8)
+        frozen.flags.writeable = False
+        with pytest.raises(ValueError, match="out must be"):
+            reader.read_array(EV.itemsize, out=frozen)
         events = np.concatenate([rows, more]).view(EV).ravel()
         assert list(events["cpu"]) == list(cpus) + list(more_cpus)
         assert sorted(events["seq"]) == sorted(c * 1000 + i for c in online_cpus()

@@ -135,6 +135,8 @@ def test_row_store_grows_and_keeps_order():
     full.filled(10)
     assert full.rows().base is not None  # a full block is returned as it is (no copy)
     assert RowStore(8).rows().shape == (0, 8)
+    huge = RowStore(4096, expected=10**9)  # a student's count=10**9: capped, not 4 TB
+    assert len(huge.free()) * 4096 <= RowStore.MAX_BLOCK_BYTES
 
 
 def test_event_reads_end_their_drain_when_quiet():

@@ -31,7 +31,7 @@ import numpy as np
 
 from .cpus import online_cpus
 from .maps import delete, map_info, update
-from .records import BULK_MIN, group_rows, payload_rows, put_row
+from .records import BULK_MIN, check_out, group_rows, payload_rows, put_row
 
 PERF_TYPE_SOFTWARE = 1
 PERF_COUNT_SW_BPF_OUTPUT = 10
@@ -218,6 +218,7 @@ class PerfBufferReader:
         cpus: list[np.ndarray] = []
         left = -1 if max_records is None else max_records
         if out is not None:
+            check_out(out, record_size)
             left = len(out) if left < 0 else min(left, len(out))
         filled = 0
         if left != 0 and self.wait(timeout):

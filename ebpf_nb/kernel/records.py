@@ -23,6 +23,15 @@ def payload_rows(block: np.ndarray, n: int, offset: int, length: int, width: int
     return out
 
 
+def check_out(out: np.ndarray, record_size: int) -> None:
+    """Raise ``ValueError`` unless ``out`` is a writable ``(k, record_size)`` uint8 array."""
+    if (not isinstance(out, np.ndarray) or out.dtype != np.uint8 or out.ndim != 2
+            or out.shape[1] != record_size or not out.flags.writeable):
+        raise ValueError(f"out must be a writable (k, {record_size}) uint8 array, not "
+                         f"{getattr(out, 'shape', type(out).__name__)} "
+                         f"{getattr(out, 'dtype', '')}".rstrip())
+
+
 def put_row(out: np.ndarray, payload: bytes) -> np.ndarray:
     """Copy one record into the row ``out`` (cut or zero-padded); returns it as a 1-row matrix."""
     width = min(len(payload), len(out))

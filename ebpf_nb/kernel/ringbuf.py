@@ -28,7 +28,7 @@ import struct
 import numpy as np
 
 from .maps import map_info
-from .records import BULK_MIN, group_rows, payload_rows, put_row
+from .records import BULK_MIN, check_out, group_rows, payload_rows, put_row
 
 BUSY = 1 << 31
 DISCARD = 1 << 30
@@ -97,6 +97,7 @@ class RingBufferReader:
         ``out``: a ``(k, record_size)`` uint8 array to copy the records into (at most ``k``);
         the result is then ``out[:n]``, and the records are copied once only."""
         if out is not None:
+            check_out(out, record_size)
             limit = len(out) if max_records is None else min(max_records, len(out))
             if limit <= 0 or not self.wait(timeout):
                 return out[:0]
