@@ -119,24 +119,32 @@ if [ "$rc" = 0 ] && grep -q "nothing to change" <<<"$out"; then ok "second provi
 else fail "second provision.sh (exit $rc):"; printf '%s\n' "$out" | tail -n 5; fi
 
 # --- 3. `make lab` until its URL answers; a second `make test` ----------------------------------
+# Not a terminal here, so `ebpf-nb lab` prints the URL with its token masked: the test gives it a
+# known token through the environment (read from a 0600 file inside the root, never in argv).
 port=$((20000 + RANDOM % 20000))
+(umask 077; head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$root/root/.lab-token")
+token=$(cat "$root/root/.lab-token")
 t=$SECONDS
-in_root "exec make lab PORT=$port" > "$work/lab.log" 2>&1 &
+in_root "EBPF_NB_TOKEN=\$(cat /root/.lab-token) exec make lab PORT=$port" > "$work/lab.log" 2>&1 &
 lab=$!
-url=
+answered=0
 for _ in $(seq 240); do
-  url=$(grep -o "http://127.0.0.1:$port/[^ ]*token=[0-9a-f]*" "$work/lab.log" | head -n 1 || true)
-  [ -n "$url" ] && break
+  if grep -q "open http://127.0.0.1:$port/lab/tree/notebooks/00_setup.ipynb" "$work/lab.log" &&
+     chroot "$root" /root/ebpf_nb/.venv/bin/python -c 'import sys, urllib.request
+urllib.request.urlopen(sys.argv[1] + sys.stdin.read().strip(), timeout=5)' \
+       "http://127.0.0.1:$port/api/status?token=" <<<"$token" 2>/dev/null; then
+    answered=1; break
+  fi
   kill -0 "$lab" 2>/dev/null || break
   sleep 0.5
 done
 lab_seconds=$((SECONDS - t))
-if [ -n "$url" ] && chroot "$root" /root/ebpf_nb/.venv/bin/python -c \
-     'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=20)' "$url"; then
-  ok "make lab printed its URL after ${lab_seconds} s and it answers"
+if [ "$answered" = 1 ]; then
+  ok "make lab printed its URL and answered with the token after ${lab_seconds} s"
 else
   fail "make lab gave no working URL within ${lab_seconds} s:"; tail -n 15 "$work/lab.log"
 fi
+if grep -q "$token" "$work/lab.log"; then fail "make lab wrote the token to its (non-terminal) output"; fi
 pkill -TERM -f "ebpf_nb.cli lab --port $port" 2>/dev/null || true
 kill "$lab" 2>/dev/null || true; wait "$lab" 2>/dev/null || true
 
