@@ -1,10 +1,13 @@
-"""Verifier logs and clang output read against the cell's own lines (no kernel needed)."""
+"""Verifier logs and clang output read against the cell's own lines, numbered as the editor
+numbers them; tables of advice shown whole. Only the ``kernel`` tests load programs."""
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from ebpf_nb import diagnostics, host
 from ebpf_nb.advice import AdviceTable
+from ebpf_nb.errors import VerifierError
 from ebpf_nb.magics import as_compiled
 
 CELL = as_compiled("""BPF_HASH(counts, u32, u64);
@@ -159,3 +162,48 @@ def test_a_short_error_is_kept_in_sys_last_value_for_debug_and_checks():
     result = shell.run_cell("%%bpf 1abc\nint f(void *ctx) { return 0; }", store_history=False)
     assert isinstance(result.error_in_exec, UsageError)
     assert sys.last_value is result.error_in_exec and sys.last_type is UsageError
+
+
+CORE_UNCHECKED = """%%bpf unchecked_core --core
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+char LICENSE[] SEC("license") = "GPL";
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 8);
+    __type(key, u32);
+    __type(value, u64);
+} counts SEC(".maps");
+
+SEC("raw_tp/sys_enter")
+int count(void *ctx) {
+    u32 key = 0;
+    u64 *value = bpf_map_lookup_elem(&counts, &key);
+    return *value;
+}
+"""
+
+
+@pytest.mark.kernel
+def test_a_core_rejection_names_the_editors_line_and_quotes_it(shell):
+    result = shell.run_cell(CORE_UNCHECKED, store_history=False)
+    err = result.error_in_exec
+    assert isinstance(err, VerifierError), repr(err)
+    # line 18 of the cell as JupyterLab numbers it, %%bpf being line 1
+    assert err.message.startswith("the verifier rejected count at cell line 18: "), err.message
+    assert "; u64 *value = bpf_map_lookup_elem(&counts, &key);   <- cell line 17" in str(err)
+    assert "; return *value;   <- cell line 18" in str(err)
+    assert "unchecked_core" not in shell.user_ns
+
+
+@pytest.mark.kernel
+def test_a_bcc_rejection_keeps_its_line_after_a_blank_first_line(shell):
+    # a cell that starts with empty lines: the numbering still follows the editor
+    result = shell.run_cell("%%bpf gap -a tracepoint:syscalls:sys_enter_getppid\n\n\n"
+                            "BPF_HASH(h, u32, u64);\nint f(void *ctx) {\n    u32 k = 0;\n"
+                            "    u64 *v = h.lookup(&k);\n    return *v;\n}", store_history=False)
+    err = result.error_in_exec
+    assert isinstance(err, VerifierError) and "at cell line 8:" in err.message, repr(err)
+    assert "; u64 *v = h.lookup(&k);   <- cell line 7" in str(err)
