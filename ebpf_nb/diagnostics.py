@@ -9,6 +9,8 @@ from dataclasses import dataclass
 _DIAG = re.compile(r"^(?P<file>[^\s:]+):(?P<line>\d+):(?P<col>\d+): (?P<level>fatal error|error|warning|note): (?P<text>.*)$")
 # verifier source annotation: "; u64 z = *v; @ main.c:18"
 _VERIFIER_SOURCE = re.compile(r"^; (?P<code>.*?) @ (?P<file>[^\s:]+):(?P<line>\d+)$")
+#: the name the cell's C has in line info: BCC's /virtual/main.c, the CO-RE mode's cell.c
+CELL_FILES = ("main.c", "cell.c")
 _PROCESSED = re.compile(r"^processed \d+ insns")
 # BCC's only words when the verifier gives up (E2BIG): it prints no log, and its "at most 4096"
 # is the pre-5.2 limit: "bpf: Argument list too long. Program  too large (41 insns), at most ..."
@@ -86,12 +88,18 @@ class VerifierReport:
     hints: list[str]
 
 
+def _cell_annotation(line: str) -> re.Match[str] | None:
+    """A ``; code @ file:N`` annotation about the cell's own file (not a header's)."""
+    m = _VERIFIER_SOURCE.match(line.strip())
+    return m if m and m["file"].rsplit("/", 1)[-1] in CELL_FILES else None
+
+
 def _source_line_map(log_lines: list[str], cell_source: str) -> int | None:
     """The offset between the compiled file's lines and the cell's, found by matching source text."""
     cell_lines = [ln.strip() for ln in cell_source.splitlines()]
     offsets = []
     for raw in log_lines:
-        m = _VERIFIER_SOURCE.match(raw.strip())
+        m = _cell_annotation(raw)
         if not m or not m["code"].strip():
             continue
         code = m["code"].strip()
@@ -128,7 +136,7 @@ def parse_verifier_log(log: str, cell_source: str, *, keep: int = 14) -> Verifie
     for ln in body[max(0, end - keep):end + 1]:
         if re.match(r"^;\s*@ ", ln.strip()):
             continue  # an annotation with no source text
-        m = _VERIFIER_SOURCE.match(ln.strip())
+        m = _cell_annotation(ln)
         if m and offset is not None:
             line_no = int(m["line"]) - offset
             if 1 <= line_no <= len(cell_lines):

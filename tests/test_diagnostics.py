@@ -66,6 +66,16 @@ def test_annotations_outside_the_cell_stay_as_the_verifier_wrote_them():
     assert report.cell_line == 6
 
 
+def test_a_headers_lines_are_never_taken_for_the_cells():
+    # line 30 of bpf_helpers.h minus the cell's offset (22) would be cell line 8
+    log = BCC_LOG.replace("; (*v)++; @ main.c:28",
+                          "; return bpf_tail_call(ctx, map, i); @ bpf_helpers.h:30\n"
+                          "; (*v)++; @ main.c:28")
+    report = diagnostics.parse_verifier_log(log, CELL)
+    assert "; return bpf_tail_call(ctx, map, i); @ bpf_helpers.h:30" in report.log
+    assert "<- cell line 8" not in report.log and report.cell_line == 6
+
+
 def test_logs_without_source_or_reason():
     assert diagnostics.parse_verifier_log("", CELL).reason == "the verifier gave no reason"
     bare = "0: (b7) r0 = 0\ninvalid insn\nprocessed 1 insns (limit 1000000)\n"
