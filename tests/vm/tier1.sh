@@ -13,7 +13,8 @@ check "vagrant validate --ignore-provider" vagrant validate --ignore-provider
 check "a bad EBPF_NB_MEMORY is refused" sh -c '! EBPF_NB_MEMORY=lots vagrant validate --ignore-provider >/dev/null 2>&1'
 
 cd "$repo"
-mapfile -t scripts < <(find . -path ./.venv -prune -o -path ./.git -prune -o -type f \
-  \( -name '*.sh' -o -path ./.ci/run \) -print | sort)
+# Every shell script of the repository (tracked or not, but not what git ignores: .venv,
+# node_modules of the JupyterLab extension's build).
+mapfile -t scripts < <({ git ls-files -co --exclude-standard -- '*.sh'; echo .ci/run; } | sort -u)
 check "shellcheck on ${#scripts[@]} scripts: ${scripts[*]}" shellcheck "${scripts[@]}"
 [ "$failures" = 0 ]
