@@ -3,10 +3,14 @@
 Tutorials and solutions run with errors not allowed, in under 60 s each, and every check of a
 solution passes; student notebooks run to their end and every check says "not done yet".
 Committed notebooks carry no outputs, and no student notebook is stale against its solution.
+Tutorials are stored as JupyterLab would store them (opening one changes nothing), keep their
+checks in hidden ``# check:`` cells, and share one layout: goals, sections, what you learned,
+further reading.
 """
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -24,6 +28,14 @@ STUDENTS = sorted((ROOT / "labs").glob("*/lab.ipynb"))
 # A guard against a hung notebook, not a speed test (the CI machine may be loaded, the VM runs
 # under QEMU): the time each notebook took is in pytest's --durations report.
 BUDGET = float(os.environ.get("EBPF_NB_NOTEBOOK_BUDGET", "300"))
+# 02b (the verifier) is written separately; it joins these layout checks once it follows them.
+LAID_OUT = [p for p in TUTORIALS if not p.name.startswith("02b")]
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+LANGUAGE_INFO_KEYS = {"codemirror_mode", "file_extension", "mimetype", "name",
+                      "nbconvert_exporter", "pygments_lexer", "version"}
+READING = {"kernel docs": "docs.kernel.org/bpf", "BCC reference guide": "reference_guide.md",
+           "libbpf": "libbpf.readthedocs.io", "the book": "github.com/lizrice/learning-ebpf"}
+UNDER_THE_HOOD = ["01", "02", "03", "05"]  # a plain-BCC version of the notebook's program
 
 
 def _ids(paths: list[Path]) -> list[str]:
@@ -73,12 +85,74 @@ def test_tutorials_end_with_going_further() -> None:
         assert last.cell_type == "markdown" and "Going further" in last.source, path.name
 
 
+def _is_check(cell: nbformat.NotebookNode) -> bool:
+    return cell.cell_type == "code" and cell.metadata.get("jupyter", {}).get("source_hidden")
+
+
+@pytest.mark.parametrize("path", LAID_OUT, ids=_ids(LAID_OUT))
+def test_tutorial_opens_clean(path: Path) -> None:
+    """The metadata JupyterLab fills in on open is stored already, so opening changes nothing."""
+    nb = nbformat.read(path, as_version=4)
+    assert (nb.nbformat, nb.nbformat_minor) == (4, 5)
+    assert nb.metadata.get("kernelspec") == KERNELSPEC
+    info = nb.metadata.get("language_info", {})
+    assert set(info) == LANGUAGE_INFO_KEYS, f"language_info lacks {LANGUAGE_INFO_KEYS - set(info)}"
+    assert info["codemirror_mode"] == {"name": "ipython", "version": 3}
+    assert (info["name"], info["pygments_lexer"]) == ("python", "ipython3")
+    assert re.fullmatch(r"3\.\d+\.\d+", info["version"]), info["version"]
+    ids = [cell.get("id") for cell in nb.cells]
+    assert all(ids) and len(set(ids)) == len(ids), "every cell has its own id"
+
+
+@pytest.mark.parametrize("path", LAID_OUT, ids=_ids(LAID_OUT))
+def test_tutorial_checks_are_out_of_the_way(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    code = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    visible = [i for i, c in code if not _is_check(c) and re.search(r"\bassert\b|AssertionError",
+                                                                     c.source)]
+    assert not visible, f"cells {visible} assert in view: move the asserts to a hidden check cell"
+    unnamed = [i for i, c in code if _is_check(c) and not c.source.startswith("# check: ")]
+    assert not unnamed, f"hidden cells {unnamed} must say what they check (# check: ...)"
+    assert any(_is_check(c) for _, c in code), "a tutorial checks what it produced"
+
+
+@pytest.mark.parametrize("path", LAID_OUT, ids=_ids(LAID_OUT))
+def test_tutorial_layout(path: Path) -> None:
+    """Goals first; then the sections; "What you learned"; "Going further" with the reading."""
+    cells = nbformat.read(path, as_version=4).cells
+    assert "By the end of this notebook you will be able to" in cells[0].source
+    assert cells[-2].cell_type == "markdown" and cells[-2].source.startswith("## What you learned")
+    missing = [name for name, link in READING.items() if link not in cells[-1].source]
+    assert not missing, f"Going further has no link to {missing}"
+    assert "tested on" not in "".join(c.source for c in cells), "machine notes belong in docs/"
+
+
+@pytest.mark.parametrize("number", UNDER_THE_HOOD)
+def test_under_the_hood_shows_plain_bcc(number: str) -> None:
+    (path,) = [p for p in TUTORIALS if p.name.startswith(f"{number}_")]
+    cells = nbformat.read(path, as_version=4).cells
+    (start,) = [i for i, c in enumerate(cells) if c.source.startswith("## Under the hood")]
+    assert cells[start].metadata.get("jp-MarkdownHeadingCollapsed"), "the section opens folded"
+    program = cells[start + 1]
+    assert program.cell_type == "code" and "from bcc import BPF" in program.source
+    assert "with BPF(text=program) as b:" in program.source, "cleaned up at the end of the block"
+    assert _is_check(cells[start + 2]), "and its result is checked"
+
+
+def test_function_calls_show_the_jit() -> None:
+    (path,) = [p for p in TUTORIALS if p.name.startswith("04_")]
+    assert "instructions(jited=True)" in path.read_text()
+
+
 @pytest.mark.kernel
 @pytest.mark.parametrize("path", TUTORIALS, ids=_ids(TUTORIALS))
 def test_tutorial_runs(path: Path) -> None:
     nb, seconds = run_notebook(path)
     assert seconds < BUDGET, f"{path.name} took {seconds:.1f} s"
     assert any(c.get("outputs") for c in nb.cells if c.cell_type == "code")
+    if path in LAID_OUT:  # the kernel's own language_info: what JupyterLab would write on open
+        stored = nbformat.read(path, as_version=4).metadata.language_info
+        assert nb.metadata.language_info == stored, "store the kernel's language_info"
 
 
 @pytest.mark.kernel
