@@ -56,7 +56,7 @@ int hello(void *ctx) {
     return 0;
 }""")
     hello = shell.user_ns["hello"]
-    lines = hello.trace(count=1, seconds=20, trigger="/bin/true")
+    lines = hello.trace(seconds=2, trigger="/bin/true")  # other programs may print too
     assert lines.message.str.contains("Hello World!").any()
     table = hello.table("counter_table")
     assert int(table.loc[table.key == 0, "value"].sum()) >= 1
