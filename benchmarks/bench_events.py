@@ -197,11 +197,13 @@ def _median(values: list[float]) -> float:
 
 def _row(name: str, ours_fn, bcc_fn, c_fn, *, rounds: int, goal_c: float) -> Result:
     """Interleave C and ours ``rounds`` times (C first), BCC once after the first round; the
-    row shows the medians, the notes the range of the per-round ebpf_nb/C ratios."""
-    ours_runs, c_runs, bcc = [], [], None
+    row shows the medians, the notes the range of the per-round ebpf_nb/C ratios and C with
+    columns it has not touched before timing (``c_cold``: what fresh memory costs)."""
+    ours_runs, c_runs, cold_runs, bcc = [], [], [], None
     for i in range(rounds):
         c_runs.append(c_fn())
         ours_runs.append(ours_fn())
+        cold_runs.append(c_fn(cold_columns=True))
         if i == 0:
             bcc = bcc_fn()
     ours_rate = _median([r["rows_per_s"] for r in ours_runs])
@@ -217,6 +219,7 @@ def _row(name: str, ours_fn, bcc_fn, c_fn, *, rounds: int, goal_c: float) -> Res
              "c_range": f"{_fmt_rate(min(r['rows_per_s'] for r in c_runs))}-"
                         f"{_fmt_rate(max(r['rows_per_s'] for r in c_runs))}",
              "vs_c_per_round": "/".join(f"{x:.0%}" for x in per_round),
+             "c_cold": _fmt_rate(_median([r["rows_per_s"] for r in cold_runs])),
              "cpu_us_per_1k_rows_ours_c_bcc": "/".join(
                  f"{_median([r['cpu_seconds'] / max(r['received'], 1) for r in runs]) * 1e9:.0f}"
                  for runs in (ours_runs, c_runs, [bcc])),
@@ -248,29 +251,29 @@ def run(quick: bool = False) -> list[Result]:
         f"ring buffer -> DataFrame, {n_flow // 1000}k events, flow-controlled",
         lambda: _ours(src, n_flow, flow_control=True),
         lambda: _bcc(src, n_flow, ring=True, flow_control=True),
-        lambda: c_reference.events(src, n_flow, ring=True, flow_control=True),
+        lambda **kw: c_reference.events(src, n_flow, ring=True, flow_control=True, **kw),
         rounds=rounds, goal_c=0.5))
     results.append(_row(
         f"ring buffer -> DataFrame, {n_full // 1000}k events at full speed",
         lambda: _ours(src, n_full, flow_control=False),
         lambda: _bcc(src, n_full, ring=True, flow_control=False),
-        lambda: c_reference.events(src, n_full, ring=True, flow_control=False),
+        lambda **kw: c_reference.events(src, n_full, ring=True, flow_control=False, **kw),
         rounds=rounds, goal_c=0.5))
     results.append(_row(
         f"perf buffer -> DataFrame (events(), wakeup every {PERF_WAKEUP_EVENTS}; BCC every "
         f"event), {n_perf // 1000}k events at full speed",
         lambda: _ours(psrc, n_perf, flow_control=False),
         lambda: _bcc(psrc, n_perf, ring=False, flow_control=False),
-        lambda: c_reference.events(psrc, n_perf, ring=False, wakeup_events=PERF_WAKEUP_EVENTS,
-                                   pages=PERF_PAGES),
+        lambda **kw: c_reference.events(psrc, n_perf, ring=False,
+                                        wakeup_events=PERF_WAKEUP_EVENTS, pages=PERF_PAGES, **kw),
         rounds=rounds, goal_c=0.8))
     results.append(_row(
         f"perf buffer (wakeup every 64 on all three, kernel reader) -> DataFrame, "
         f"{n_perf64 // 1000}k events at full speed",
         lambda: _ours_perf_reader(psrc, n_perf64, 64),
         lambda: _bcc(psrc, n_perf64, ring=False, flow_control=False, wakeup_events=64),
-        lambda: c_reference.events(psrc, n_perf64, ring=False, wakeup_events=64,
-                                   pages=PERF_PAGES),
+        lambda **kw: c_reference.events(psrc, n_perf64, ring=False, wakeup_events=64,
+                                        pages=PERF_PAGES, **kw),
         rounds=rounds, goal_c=0.8))
     return results
 

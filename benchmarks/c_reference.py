@@ -37,11 +37,13 @@ def build() -> Path:
     return binary
 
 
-def _run(args: list[int | str], fds: tuple[int, ...], timeout: float) -> dict:
+def _run(args: list[int | str], fds: tuple[int, ...], timeout: float,
+         cold_columns: bool = False) -> dict:
     for fd in fds:
         os.set_inheritable(fd, True)
+    env = dict(os.environ, READER_COLD_COLUMNS="1" if cold_columns else "0")
     proc = subprocess.run([str(build()), *map(str, args)], pass_fds=fds, capture_output=True,
-                          text=True, timeout=timeout, check=False)
+                          text=True, timeout=timeout, check=False, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"C reference {args[0]} failed ({proc.returncode}): "
                            f"{proc.stderr.strip()}")
@@ -49,9 +51,11 @@ def _run(args: list[int | str], fds: tuple[int, ...], timeout: float) -> dict:
 
 
 def events(source: str, total: int, *, ring: bool, flow_control: bool = False,
-           wakeup_events: int = 64, pages: int = 64) -> dict:
+           wakeup_events: int = 64, pages: int = 64, cold_columns: bool = False) -> dict:
     """Load ``source`` (the same BCC text as the Python rows), let the C reader emit ``total``
-    records and read them; returns the same outcome keys as the Python rows."""
+    records and read them; returns the same outcome keys as the Python rows.
+
+    ``cold_columns``: do not touch the columns' memory before timing (see ``c/reader.c``)."""
     from bcc import BPF
     b = BPF(text=source.encode())
     try:
@@ -60,7 +64,8 @@ def events(source: str, total: int, *, ring: bool, flow_control: bool = False,
         stats_fd = b[b"stats"].map_fd
         mode = ["ring", fn.fd, map_fd, stats_fd, total, int(flow_control)] if ring else \
             ["perf", fn.fd, map_fd, stats_fd, total, wakeup_events, pages]
-        out = _run(mode, (fn.fd, map_fd, stats_fd), timeout=120 + total / 10_000)
+        out = _run(mode, (fn.fd, map_fd, stats_fd), timeout=120 + total / 10_000,
+                   cold_columns=cold_columns)
     finally:
         b.cleanup()
     received, dropped = out["received"], out["dropped"]

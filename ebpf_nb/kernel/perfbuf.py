@@ -268,10 +268,10 @@ class PerfBufferReader:
                 if limit > 0:
                     n_max = min(n_max, limit)
                 width = raw if record_size is None else record_size
-                if n_max >= BULK_MIN:
+                if n_max >= BULK_MIN and size % 8 == 0:  # the kernel pads records to 8
                     block = buf[pos:pos + n_max * size].reshape(n_max, size)
-                    heads = np.ascontiguousarray(block[:, :8]).view(np.uint64).ravel()
-                    heads &= _TYPE_AND_SIZE  # ignore misc (cpumode bits may differ)
+                    heads = block.view(np.uint64)[:, 0] & _TYPE_AND_SIZE  # misc ignored
+                    # (cpumode bits in misc may differ from record to record)
                     bad = np.flatnonzero(heads != heads[0])
                     n = int(bad[0]) if len(bad) else n_max
                     rows = None if dest is None else dest[filled:filled + n]

@@ -28,7 +28,7 @@ import struct
 import numpy as np
 
 from .maps import map_info
-from .records import BULK_MIN, check_out, group_rows, payload_rows, put_row
+from .records import BULK_MAX, BULK_MIN, check_out, group_rows, payload_rows, put_row
 
 BUSY = 1 << 31
 DISCARD = 1 << 30
@@ -131,12 +131,12 @@ class RingBufferReader:
                 cons += stride
                 continue
             # How many records in a row have exactly this header word?
-            n_max = (prod - cons) // stride
+            n_max = min((prod - cons) // stride, BULK_MAX)
             if left > 0:
                 n_max = min(n_max, left)
             if n_max >= BULK_MIN:
                 block = data[start:start + n_max * stride].reshape(n_max, stride)
-                heads = np.ascontiguousarray(block[:, :4]).view(np.uint32).ravel()
+                heads = block.view(np.uint32)[:, 0]  # a strided view: no copy
                 bad = np.flatnonzero(heads != word)
                 n = int(bad[0]) if len(bad) else n_max
                 width = length if record_size is None else record_size
