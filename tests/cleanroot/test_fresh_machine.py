@@ -46,7 +46,6 @@ TRACEPOINT_PROBE(syscalls, sys_enter_execve) {
 
 
 def test_hello_world_through_the_magic(shell) -> None:
-    before = bpftool_prog_ids()
     run(shell, """%%bpf hello -a syscall:execve
 BPF_HASH(counter_table);
 int hello(void *ctx) {
@@ -60,10 +59,10 @@ int hello(void *ctx) {
     assert lines.message.str.contains("Hello World!").any()
     table = hello.table("counter_table")
     assert int(table.loc[table.key == 0, "value"].sum()) >= 1
-    ours = bpftool_prog_ids() - before
-    assert ours
+    ours = set(hello.prog_ids.values())
+    assert ours and ours <= bpftool_prog_ids()
     run(shell, "%bpf_detach hello")
-    assert not still_loaded(ours)
+    assert not still_loaded(ours, wait=10)
 
 
 def test_core_hello_world_needs_no_headers(shell) -> None:
