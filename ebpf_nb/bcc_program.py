@@ -169,6 +169,8 @@ class BpfProgram(Program):
         how, asked = "", str(spec)
         if kind == "syscall":
             kind, spec, how = self._resolve_syscall(spec)
+        elif kind in ("kprobe", "kretprobe") and spec.function == f"{kind}__{spec.target[0]}":
+            kind, spec, how = self._fix_syscall_name(kind, spec)
         if kind in ("kprobe", "kretprobe") and not host.kprobes_available():
             raise HostError(f"cannot attach {_where(spec)}: this kernel was built without kprobes "
                             "(CONFIG_KPROBES is off)",
@@ -209,6 +211,16 @@ class BpfProgram(Program):
                                   details=captured.text.strip()[-600:] or None,
                                   hint=_attach_hint(kind, spec)) from None
         return Attachment(asked.split("=")[0], spec.function, how)
+
+    def _fix_syscall_name(self, kind: str, spec: ProbeSpec) -> tuple[str, ProbeSpec, str]:
+        """``kprobe__sys_clone`` means the architecture's syscall function (``__x64_sys_clone``),
+        as in BCC's own naming-convention attach (``fix_syscall_fnname``)."""
+        if not host.kprobes_available():
+            return kind, spec, ""
+        event = self._bpf.fix_syscall_fnname(spec.target[0].encode()).decode()
+        if event == spec.target[0]:
+            return kind, spec, ""
+        return kind, ProbeSpec(kind, (event,), spec.function), f"{kind} on {event}"
 
     def _resolve_syscall(self, spec: ProbeSpec) -> tuple[str, ProbeSpec, str]:
         """``syscall:NAME`` -> a kprobe on the syscall function, or its entry tracepoint."""

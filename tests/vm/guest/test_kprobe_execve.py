@@ -39,3 +39,27 @@ def test_bcc_kprobe_on_the_execve_syscall_function_fires_for_our_child():
             f"the kprobe on {function} saw no execve from pid {child.pid}: {counts}")
     finally:
         bpf.cleanup()
+
+
+def test_kprobe_sys_names_attach_to_the_architectures_syscall_function():
+    from ebpf_nb.bcc_program import BpfProgram
+    prog = BpfProgram("""
+BPF_HASH(execs, u32, u64);
+int kprobe__sys_execve(struct pt_regs *ctx) {
+    u32 pid = bpf_get_current_pid_tgid() >> 32;
+    execs.increment(pid);
+    return 0;
+}""", "sys_names")
+    try:
+        (attachment,) = prog.attachments
+        event = attachment.how.removeprefix("kprobe on ")
+        # a kernel function of this architecture's syscall ABI, e.g. __x64_sys_execve
+        assert event.endswith("_sys_execve") and event != "sys_execve", attachment
+        with open("/proc/kallsyms") as symbols:
+            assert any(line.split()[2] == event for line in symbols), event
+        child = subprocess.Popen(["/bin/true"])
+        assert child.wait(timeout=30) == 0
+        table = prog.table("execs")
+        assert int(table.loc[table.key == child.pid, "value"].sum()) >= 1, table
+    finally:
+        prog.detach()
