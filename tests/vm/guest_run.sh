@@ -6,8 +6,8 @@
 #                    the main suite's syscall/kprobe tests, the notebooks
 #   guest_run.sh 2   after a reboot: mounts and service came back by themselves
 #
-# The repository is shared read-only at /mnt/repo; it is copied to /srv/ebpf_nb (the VM's own
-# checkout, like /vagrant), the venv goes to /opt/ebpf_nb/venv (as the Vagrantfile does).
+# The repository is shared read-only at /mnt/repo and its files as a tar in /mnt/out; they are
+# unpacked to /srv/ebpf_nb (the VM's own checkout, like /vagrant), the venv goes to /opt/ebpf_nb/venv (as the Vagrantfile does).
 # JupyterLab runs as the unprivileged account "student", which has no sudo right but the kernel's.
 set -euo pipefail
 # Run from a private copy: the shared tree may change while this long script runs.
@@ -16,7 +16,6 @@ if [ "${EBPF_NB_GUEST_COPY:-}" != 1 ]; then
 fi
 
 phase=${1:?phase}
-src=/mnt/repo
 repo=/srv/ebpf_nb
 venv=/opt/ebpf_nb/venv
 user=student
@@ -59,8 +58,7 @@ if [ "$phase" = 1 ]; then
 
   step "copy the repository into the guest"
   mkdir -p "$repo"
-  tar -C "$src" --exclude=./.venv --exclude=./.git --exclude='*.egg-info' --exclude=__pycache__ \
-    --exclude=.pytest_cache --exclude=build -cf - . | tar -C "$repo" -xf -
+  tar -C "$repo" -xf /mnt/out/tree.tar  # the host's tree as git sees it (tests/vm/run.sh)
   useradd --create-home --shell /bin/bash "$user"
 
   step "bad input: refusals before any change"

@@ -37,6 +37,8 @@ mkdir -p "$run/out/host-ca"
 # The host's own extra trust anchors (e.g. a TLS-inspecting egress proxy's CA), so the guest
 # reaches the package registries the way the host does; the guest installs them before testing.
 cp /usr/local/share/ca-certificates/*.crt "$run/out/host-ca/" 2>/dev/null || true
+# The tree the guest tests: what git tracks or would track (not .venv, node_modules, caches).
+(cd "$repo" && git ls-files -co --exclude-standard -z) | tar -C "$repo" --null -T - -cf "$run/out/tree.tar"
 qemu_pid=
 # shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
