@@ -303,10 +303,15 @@ if [ "$skip_venv" = 0 ]; then
     changed "creating $venv (with system site-packages for BCC)"
     "$bcc_python" -m venv --system-site-packages "$venv"
   fi
-  if [ ! -f "$stamp" ] || [ "$repo/pyproject.toml" -nt "$stamp" ]; then
+  # A service's root kernel must not run code its users can edit: there the kit is copied into
+  # the root-owned venv (reinstalled when a file of the package changes); a developer's machine
+  # gets an editable install.
+  if [ "$service" = 1 ]; then editable=(); newer=("$repo/pyproject.toml" "$repo/ebpf_nb")
+  else editable=(-e); newer=("$repo/pyproject.toml"); fi
+  if [ ! -f "$stamp" ] || [ -n "$(find "${newer[@]}" -newer "$stamp" -print -quit)" ]; then
     changed "installing ebpf_nb and its dev tools into $venv"
     "$venv/bin/pip" install -q --upgrade pip >/dev/null
-    "$venv/bin/pip" install -q -e "${repo}[dev]"
+    "$venv/bin/pip" install -q "${editable[@]}" "${repo}[dev]"
     touch "$stamp"
   fi
 fi
@@ -334,23 +339,32 @@ if [ "$service" = 1 ]; then
   unit=/etc/systemd/system/ebpf-nb-lab.service
   service_changed=0
 
-  # The kernel launcher: the one command USER may run as root. It takes the connection file
-  # Jupyter passes, then only kernel options of the form --Class.trait=value (nbclient adds
-  # --HistoryManager.hist_file=:memory:), and starts the venv's (root-owned) interpreter.
+  # The kernel launcher: the one command USER may run as root. It takes exactly what JupyterLab
+  # and nbclient pass: a connection file that Jupyter wrote in USER's runtime directory, and
+  # nbclient's --HistoryManager.hist_file=:memory:. Nothing else (no code_to_run, exec_lines,
+  # exec_files, ip, ...). It starts the root-owned venv's interpreter isolated (-I: no PYTHON*
+  # variables, no user site, neither the current nor the script's directory on sys.path).
+  runtime_dir=$(getent passwd "$user" | cut -d: -f6)/.local/share/jupyter/runtime
   put_file 0755 "$launcher" <<EOF && service_changed=1
 #!/bin/sh
 # ebpf_nb: start a notebook kernel as root (eBPF needs it). Run by JupyterLab through sudo:
 # see /etc/sudoers.d/ebpf-nb. Written by vagrant/provision.sh.
 set -eu
-usage() { echo "usage: ebpf-nb-kernel -f CONNECTION_FILE [--Class.trait=value ...]" >&2; exit 2; }
-[ \$# -ge 2 ] && [ "\$1" = -f ] || usage
-case "\$2" in /*.json) ;; *) echo "ebpf-nb-kernel: the connection file must be an absolute .json path" >&2; exit 2 ;; esac
+refuse() { echo "ebpf-nb-kernel: \$*" >&2; echo "usage: ebpf-nb-kernel -f $runtime_dir/kernel-ID.json [--HistoryManager.hist_file=:memory:]" >&2; exit 2; }
+[ \$# -ge 2 ] && [ "\$1" = -f ] || refuse "the first option must be -f CONNECTION_FILE"
 connection_file=\$2
 shift 2
+case "\$connection_file" in
+  *..*|*/./*|*//*) refuse "the connection file path must be plain" ;;
+  $runtime_dir/kernel-*.json) ;;
+  *) refuse "the connection file must be in $runtime_dir" ;;
+esac
+[ -f "\$connection_file" ] && [ ! -L "\$connection_file" ] || refuse "the connection file must be an existing regular file"
+[ "\$(stat -c %U "\$connection_file")" = $user ] || refuse "the connection file must belong to $user"
 for option in "\$@"; do
-  case "\$option" in --[A-Za-z]*.[A-Za-z_]*=*) ;; *) usage ;; esac
+  case "\$option" in --HistoryManager.hist_file=:memory:) ;; *) refuse "option not allowed: \$option" ;; esac
 done
-exec $venv/bin/python -m ipykernel_launcher -f "\$connection_file" "\$@"
+exec $venv/bin/python -I -m ipykernel_launcher -f "\$connection_file" "\$@"
 EOF
 
   sudoers_tmp=$(mktemp)

@@ -114,7 +114,24 @@ if [ "$phase" = 1 ]; then
     sh -c "sudo -n -l -U $user | grep -c NOPASSWD | grep -qx 1 && sudo -n -l -U $user | grep -q 'NOPASSWD: /usr/local/libexec/ebpf-nb-kernel'"
   out=$(runuser -u "$user" -- sudo -n /usr/local/libexec/ebpf-nb-kernel -c 'import os' 2>&1) && rc=0 || rc=$?
   echo "$out"
-  check "the launcher refuses anything but a connection file and --Class.trait=value options" test "$rc" = 2
+  check "the launcher refuses a command line without a connection file" test "$rc" = 2
+  runtime=/home/$user/.local/share/jupyter/runtime
+  runuser -u "$user" -- mkdir -p "$runtime"
+  runuser -u "$user" -- sh -c "echo '{}' > $runtime/kernel-probe.json; echo '{}' > /tmp/kernel-elsewhere.json"
+  for bad in "-f /tmp/kernel-elsewhere.json" "-f $runtime/../runtime/kernel-probe.json" \
+             "-f /etc/ebpf_nb/lab.env" \
+             "-f $runtime/kernel-probe.json --IPKernelApp.code_to_run=print(1)" \
+             "-f $runtime/kernel-probe.json --IPKernelApp.exec_lines=print(1)" \
+             "-f $runtime/kernel-probe.json --IPKernelApp.exec_files=/tmp/x.py" \
+             "-f $runtime/kernel-probe.json --IPKernelApp.ip=0.0.0.0" \
+             "-f $runtime/kernel-probe.json --ip=0.0.0.0"; do
+    # shellcheck disable=SC2086  # the options are meant to split
+    out=$(runuser -u "$user" -- sudo -n /usr/local/libexec/ebpf-nb-kernel $bad 2>&1) && rc=0 || rc=$?
+    check "the launcher refuses: $bad ($(head -n 1 <<<"$out"))" test "$rc" = 2
+  done
+  check "the kit in the root kernel's venv is a copy $user cannot write" sh -c \
+    "! runuser -u $user -- test -w $venv/lib/python3*/site-packages/ebpf_nb/__init__.py && \
+     $venv/bin/python -c 'import ebpf_nb, sys; sys.exit(\"site-packages\" not in ebpf_nb.__file__)'"
   out=$(lab 'import os; print("euid", os.geteuid())' 2>&1) && rc=0 || rc=$?
   echo "$out"
   check "a kernel started by JupyterLab runs as root (euid 0)" grep -qx "euid 0" <<<"$out"
