@@ -141,7 +141,7 @@ VM (see docs/grading.md); the disposable-VM grader is not built yet."""
 def cmd_labs_grade(args: argparse.Namespace) -> int:
     from .labs.grade import grade
     directory = Path(args.directory)
-    if not directory.is_dir() or directory.is_symlink():
+    if not directory.is_dir():
         print(f"ebpf-nb labs grade: {directory} is not a folder", file=sys.stderr)
         return 2
     if not args.on_host:

@@ -34,6 +34,7 @@ pytestmark = pytest.mark.kernel
 
 LABS = Path(__file__).resolve().parents[1] / "labs"
 TARGET = "04_function_calls"  # the attacks' lab: one quick CO-RE check
+LEAKY_LAB = "06_core"
 LEAK_PROGRAM = "gradeleak_probe"  # an extra program in one answer: must be gone after grading
 FORGED = {"exercise": "04.subprogram", "status": "pass", "message": "forged"}
 
@@ -64,8 +65,10 @@ def _with_cells(*cells: nbformat.NotebookNode, first: bool = False) -> nbformat.
 
 
 def _solution_with_leak_probe() -> nbformat.NotebookNode:
-    nb = nbformat.read(LABS / TARGET / "solution.ipynb", as_version=4)
-    answer = next(c for c in nb.cells if c.source.startswith("%%bpf calls"))
+    """The CO-RE lab's solution with one more program in its answer (its check reads a map,
+    so the extra program does not change the verdict)."""
+    nb = nbformat.read(LABS / LEAKY_LAB / "solution.ipynb", as_version=4)
+    answer = next(c for c in nb.cells if c.source.startswith("%%bpf inodes"))
     answer.source += ('\n\nSEC("raw_tracepoint/sys_enter")\n'
                       f"int {LEAK_PROGRAM}(void *ctx) {{ return 0; }}\n")
     return nb
@@ -80,43 +83,35 @@ def build_class(root: Path, markers: Path) -> Path:
         (class_dir / "idle").mkdir(parents=True, exist_ok=True)
         shutil.copy(lab.parent / "lab.ipynb", class_dir / "idle" / f"{lab.parent.name}.ipynb")
 
-    _write(_with_cells(_stored_pass("")), class_dir / "stored_empty")
-    _write(_with_cells(_stored_pass('check("04.subprogram")', ["skip-execution"])),
-           class_dir / "stored_skip")
-    _write(_with_cells(new_code_cell(
+    # one notebook holds every forgery (any one that worked would show as a pass)
+    redefined = new_code_cell(
         "from IPython.display import display\n"
-        f"display({{{MIME_TYPE!r}: {json.dumps(FORGED)}}}, raw=True)")), class_dir / "raw_display")
-    invented = _with_cells(_stored_pass(""))
-    invented.cells[-1].outputs[0].data[MIME_TYPE] = {**FORGED, "exercise": "99.bonus"}
-    invented.metadata["ebpf_nb"]["exercises"] = ["04.subprogram", "99.bonus", "98.extra"]
-    _write(invented, class_dir / "invented_ids")
-    no_id = _with_cells(_stored_pass(""))
-    del no_id.cells[-1].outputs[0].data[MIME_TYPE]["exercise"]
-    _write(no_id, class_dir / "payload_without_exercise")
+        f"open({str(markers / 'check_ran')!r}, 'w').write('x')\n"
+        "import ebpf_nb.labs.checks as checks\n"
+        "checks.run_check = lambda *a, **k: checks.CheckResult('04.subprogram', 'pass', 'x')\n"
+        f"def check(*args, **kwargs):\n    display({{{MIME_TYPE!r}: {json.dumps(FORGED)}}}, "
+        "raw=True)\n")
+    raw_display = new_code_cell(
+        "from IPython.display import display\n"
+        f"display({{{MIME_TYPE!r}: {json.dumps(FORGED)}}}, raw=True)")
+    invented, no_id = _stored_pass(""), _stored_pass("")
+    invented.outputs[0].data[MIME_TYPE] = {**FORGED, "exercise": "99.bonus"}
+    del no_id.outputs[0].data[MIME_TYPE]["exercise"]
+    forger = _with_cells(redefined, first=True)
+    forger.cells += [_stored_pass(""), _stored_pass('check("04.subprogram")', ["skip-execution"]),
+                     raw_display, invented, no_id]
+    forger.metadata["ebpf_nb"]["exercises"] = ["04.subprogram", "99.bonus", "98.extra"]
+    _write(forger, class_dir / "forger")
+
     bad_meta = _untouched()
     bad_meta.metadata["ebpf_nb"] = "evil"
     _write(bad_meta, class_dir / "bad_metadata")
     (class_dir / "not_json").mkdir()
     (class_dir / "not_json" / f"{TARGET}.ipynb").write_text("{ this is not json")
 
-    shadow = _with_cells(new_code_cell("import pandas"), first=True)
-    folder = _write(shadow, class_dir / "shadow").parent
-    (folder / "pandas.py").write_text(
-        f"open({str(markers / 'shadow_ran')!r}, 'w').write('x')\n")
-    (folder / "ebpf_nb").mkdir()
-    (folder / "ebpf_nb" / "__init__.py").write_text(
-        f"open({str(markers / 'shadow_kit_ran')!r}, 'w').write('x')\n")
-
-    _write(_with_cells(new_code_cell(
-        "from IPython.display import display\n"
-        f"open({str(markers / 'check_ran')!r}, 'w').write('x')\n"
-        "import ebpf_nb.labs.checks as checks\n"
-        "checks.run_check = lambda *a, **k: checks.CheckResult('04.subprogram', 'pass', 'x')\n"
-        f"def check(*args, **kwargs):\n    display({{{MIME_TYPE!r}: {json.dumps(FORGED)}}}, "
-        "raw=True)\n"), first=True), class_dir / "redefined_check")
-
+    # one notebook holds every attack on the machine, each leaving a marker if it ever ran
     csv_path = class_dir / "grades.csv"
-    _write(_with_cells(new_code_cell(
+    saboteur = _with_cells(new_code_cell("import pandas"), new_code_cell(
         "import os, time\n"
         "if os.fork() == 0:\n"
         "    os.setsid()\n"
@@ -124,17 +119,20 @@ def build_class(root: Path, markers: Path) -> Path:
         "    for _ in range(60):\n"
         "        time.sleep(0.5)\n"
         f"        open({str(csv_path)!r}, 'w').write('student,points\\nmallory,999\\n')\n"
-        "    os._exit(0)\n")), class_dir / "daemon")
-    _write(_with_cells(new_code_cell(
-        f"open({str(markers / 'loop_ran')!r}, 'w').write('x')\nwhile True:\n    pass"),
-        first=True), class_dir / "never_ends")
-    _write(_with_cells(new_code_cell(
+        "    os._exit(0)\n"), new_code_cell(
         f"open({str(markers / 'bomb_ran')!r}, 'w').write('x')\n"
-        "hoard = []\nwhile True:\n    hoard.append(bytearray(1 << 26))"), first=True),
-        class_dir / "memory_bomb")
+        "hoard = []\nwhile True:\n    hoard.append(bytearray(1 << 26))"), new_code_cell(
+        f"open({str(markers / 'loop_ran')!r}, 'w').write('x')\nwhile True:\n    pass"),
+        first=True)
+    folder = _write(saboteur, class_dir / "saboteur").parent
+    (folder / "pandas.py").write_text(
+        f"open({str(markers / 'shadow_ran')!r}, 'w').write('x')\n")
+    (folder / "ebpf_nb").mkdir()
+    (folder / "ebpf_nb" / "__init__.py").write_text(
+        f"open({str(markers / 'shadow_kit_ran')!r}, 'w').write('x')\n")
 
-    _write(_solution_with_leak_probe(), class_dir / "leaky_solver")
-    _write(_untouched(), class_dir / '=HYPERLINK("http://evil.example")')
+    _write(_solution_with_leak_probe(), class_dir / "leaky_solver", f"{LEAKY_LAB}.ipynb")
+    _write(_untouched(), class_dir / '=HYPERLINK("evil.example")')
 
     outside = root / "outside"
     outside.mkdir()
@@ -170,6 +168,7 @@ class ProgramWatch(threading.Thread):
 def test_an_adversarial_class_is_graded_correctly(tmp_path: Path, capsys) -> None:
     markers = tmp_path / "markers"
     markers.mkdir()
+    labs = canonical_labs(LABS)  # what the class was built from
     class_dir = build_class(tmp_path, markers)
     assert LEAK_PROGRAM not in _programs()
     watch = ProgramWatch()
@@ -181,7 +180,6 @@ def test_an_adversarial_class_is_graded_correctly(tmp_path: Path, capsys) -> Non
         watch.stop.set()
         watch.join(timeout=30)
     took = time.monotonic() - started
-    print(f"graded the adversarial class in {took:.0f} s")
     assert watch.seen, "the leak probe never loaded: the test could not see a leak"
 
     deadline = time.monotonic() + 30  # the kernel frees programs after an RCU grace period
@@ -203,8 +201,10 @@ def test_an_adversarial_class_is_graded_correctly(tmp_path: Path, capsys) -> Non
             assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), row
     grades = pd.read_csv(csv_path, keep_default_na=False)
     by_student = {s: g for s, g in grades.groupby("student")}
+    graded = len(grades[grades.status != "error"][["student", "notebook"]].drop_duplicates())
+    print(f"graded the adversarial class in {took:.0f} s: {graded} notebooks run, "
+          f"{took / graded:.1f} s each")
 
-    labs = canonical_labs(LABS)
     everything = [e for lab in labs.values() for e in lab.exercises]
     solver = by_student.pop("solver")
     assert sorted(solver.exercise) == sorted(everything)
@@ -214,7 +214,8 @@ def test_an_adversarial_class_is_graded_correctly(tmp_path: Path, capsys) -> Non
     assert (idle.status == "not done").all(), idle[idle.status != "not done"].to_string()
 
     leaky = by_student.pop("leaky_solver")
-    assert list(leaky.exercise) == ["04.subprogram"] and list(leaky.points) == [1]
+    assert list(leaky.exercise) == list(labs[LEAKY_LAB].exercises)
+    assert (leaky.status == "pass").all(), leaky.feedback.to_string()
 
     errors = {"bad_metadata": "metadata.ebpf_nb is not a mapping", "not_json": "not JSON",
               "linked_file": "is a symbolic link", "linked_folder": "symbolic link to a folder"}
@@ -223,12 +224,9 @@ def test_an_adversarial_class_is_graded_correctly(tmp_path: Path, capsys) -> Non
         assert list(rows.status) == ["error"] and rows.points.sum() == 0
         assert why in rows.feedback.iloc[0]
 
-    formula = by_student.pop("'=HYPERLINK(\"http://evil.example\")")
+    formula = by_student.pop("'=HYPERLINK(\"evil.example\")")
     assert list(formula.points) == [0]
-    expected_attacks = {"stored_empty", "stored_skip", "raw_display", "invented_ids",
-                        "payload_without_exercise", "shadow", "redefined_check", "daemon",
-                        "never_ends", "memory_bomb"}
-    assert set(by_student) == expected_attacks
+    assert set(by_student) == {"forger", "saboteur"}
     for student, rows in by_student.items():
         assert list(rows.exercise) == ["04.subprogram"], (student, rows.to_string())
         assert list(rows.status) == ["not done"], (student, rows.feedback.iloc[0])

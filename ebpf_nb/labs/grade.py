@@ -13,12 +13,15 @@ from __future__ import annotations
 import json
 import os
 import resource
+import select
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import IO
 
 import pandas as pd
 
@@ -68,44 +71,69 @@ def _limit_memory(megabytes: int) -> None:
 
 def run_job(job: dict[str, object], timeout: float, memory_mb: int,
             env_extra: dict[str, str] | None = None) -> tuple[list[dict[str, str]], str]:
-    """Run ``job`` in a fresh grading process; its verdicts and what stopped it ("" if none)."""
+    """Run ``job`` in a fresh grading process; its verdicts and what stopped it ("" if none).
+
+    The process group is killed before the process is reaped (so its id cannot have been
+    reused by then), whether it finished, failed or ran out of time."""
     with tempfile.TemporaryDirectory(prefix="ebpf-nb-grade-") as private, \
             tempfile.TemporaryFile() as log:
+        (Path(private) / "job.json").write_text(json.dumps(job))
         env = {"PATH": CHILD_PATH, "HOME": private, "IPYTHONDIR": private,
                "MPLBACKEND": "Agg", "MPLCONFIGDIR": private, "LANG": "C.UTF-8",
                "OPENBLAS_NUM_THREADS": "1", **(env_extra or {})}
         child = subprocess.Popen(
-            [sys.executable, "-I", "-m", "ebpf_nb.labs.sandbox"], cwd=private, env=env,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, start_new_session=True,
+            [sys.executable, "-I", "-m", "ebpf_nb.labs.sandbox", "job.json"], cwd=private,
+            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
+            start_new_session=True,
             preexec_fn=lambda: _limit_memory(memory_mb))  # noqa: PLW1509 - only setrlimit
-        stopped = ""
         try:
-            out, _ = child.communicate(json.dumps(job).encode(), timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(child.pid)
-            out, _ = child.communicate()
-            stopped = f"grading stopped: the submission took longer than {timeout:g} s"
+            out, in_time = _read_until_closed(child.stdout, time.monotonic() + timeout)
         finally:
             _kill_group(child.pid)
-        if not stopped and child.returncode != 0:
-            log.seek(0, os.SEEK_END)
-            log.seek(max(0, log.tell() - 4000))
-            tail = log.read().decode(errors="replace")
-            if any(sign in tail.lower() for sign in OUT_OF_MEMORY):
-                stopped = f"grading stopped: the memory limit ({memory_mb} MiB) was reached"
-            else:
-                last = [line for line in tail.splitlines() if line.strip()][-1:] or ["?"]
-                stopped = (f"grading stopped: the grading process ended with code "
-                           f"{child.returncode} ({last[0][:200]})")
+            child.wait()
+            child.stdout.close()
+        lines = out.decode(errors="replace").splitlines()
+        finished = json.dumps({"done": True}) in lines
+        stopped = ""
+        if not in_time:
+            stopped = f"grading stopped: the submission took longer than {timeout:g} s"
+        elif not finished:
+            stopped = _why_it_failed(log, child.returncode, memory_mb)
     verdicts = []
-    for line in out.decode(errors="replace").splitlines():
+    for line in lines:
         try:
             verdict = json.loads(line)
         except ValueError:
             continue
-        if isinstance(verdict, dict):
+        if isinstance(verdict, dict) and "exercise" in verdict:
             verdicts.append(verdict)
     return verdicts, stopped
+
+
+def _read_until_closed(stream: IO[bytes], deadline: float) -> tuple[bytes, bool]:
+    """Everything written to ``stream`` until it closes, and whether that was in time."""
+    chunks = []
+    fd = stream.fileno()
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return b"".join(chunks), False
+        ready, _, _ = select.select([fd], [], [], min(left, 1.0))
+        if ready:
+            data = os.read(fd, 1 << 16)
+            if not data:
+                return b"".join(chunks), True
+            chunks.append(data)
+
+
+def _why_it_failed(log: IO[bytes], returncode: int, memory_mb: int) -> str:
+    log.seek(0, os.SEEK_END)
+    log.seek(max(0, log.tell() - 4000))
+    tail = log.read().decode(errors="replace")
+    if any(sign in tail.lower() for sign in OUT_OF_MEMORY):
+        return f"grading stopped: the memory limit ({memory_mb} MiB) was reached"
+    last = [line for line in tail.splitlines() if line.strip()][-1:] or ["?"]
+    return f"grading stopped: the grading process ended with code {returncode} ({last[0][:200]})"
 
 
 def _kill_group(pgid: int) -> None:

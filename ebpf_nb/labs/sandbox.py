@@ -1,6 +1,6 @@
 """The grading process of one submission: ``python -I -m ebpf_nb.labs.sandbox`` (trusted code).
 
-It reads a job (JSON on stdin: the steps of :mod:`ebpf_nb.labs.answers` with the student's C
+It reads a job (a JSON file named by its argument: the steps of :mod:`ebpf_nb.labs.answers` with the student's C
 filled in), runs it in a private IPython shell, and writes one JSON verdict line per check to
 its standard output; everything else the cells print goes to standard error. It runs only the
 canonical lab's Python and the kit's code: the student's text reaches it as the C of
@@ -24,7 +24,8 @@ def _verdict_stream() -> TextIO:
 
 
 def run_job(job: dict[str, Any], verdicts: TextIO) -> None:
-    """Run the steps of ``job``; one JSON line per check on ``verdicts``."""
+    """Run the steps of ``job``; one JSON line per check on ``verdicts``, then ``{"done": true}``
+    (from :func:`main`) once everything ran."""
     from IPython.core.interactiveshell import InteractiveShell
 
     from ebpf_nb.labs.checks import EXERCISES, NOT_DONE, run_check
@@ -76,8 +77,10 @@ def _check_when_the_trace_pipe_is_free(run_check: Any, exercise_id: str) -> Any:
 
 def main() -> int:
     verdicts = _verdict_stream()
-    job = json.load(sys.stdin)
+    with open(sys.argv[1]) as job_file:
+        job = json.load(job_file)
     run_job(job, verdicts)
+    verdicts.write(json.dumps({"done": True}) + "\n")
     verdicts.close()
     return 0
 
