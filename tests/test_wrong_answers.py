@@ -116,6 +116,15 @@ WRONG = [
     ("06.exe_inode", "inode of the working directory",
      "BPF_CORE_READ(task, mm, exe_file, f_inode, i_ino)",
      "BPF_CORE_READ(task, fs, pwd.dentry, d_inode, i_ino)", "follow task->mm"),
+    ("06.kernel_facts", "flavors swapped", "        set(2, 1);\n", "        set(2, 2);\n",
+     "the task state field's name"),
+    ("06.kernel_facts", "HZ hard-coded", "set(1, CONFIG_HZ);", "set(1, 1000);", "CONFIG_HZ"),
+    ("06.kernel_facts", "version shifted", "set(0, LINUX_KERNEL_VERSION);",
+     "set(0, LINUX_KERNEL_VERSION >> 8);", "LINUX_KERNEL_VERSION"),
+    ("06.one_user", "compares the gid", "u32 uid = bpf_get_current_uid_gid();",
+     "u32 uid = bpf_get_current_uid_gid() >> 32;", "whose *uid* is wanted_uid"),
+    ("06.one_user", "no filter", "    if (uid != wanted_uid)\n        return 0;\n", "",
+     "whose *uid* is wanted_uid"),
 ]
 
 

@@ -751,3 +751,81 @@ def _timer_handler(program: Any) -> str:
                     f"timer lines do not show the syscall's number: e.g. "
                     f"{hits.message.iloc[0]!r}")
     return f"{len(hits)} timer lines with the number of clock_nanosleep ({made})"
+
+
+def _kernel_version() -> int:
+    """``KERNEL_VERSION(a, b, c)`` of the running kernel, as libbpf computes it from uname."""
+    a, b, c = (int(n) for n in re.findall(r"\d+", os.uname().release)[:3])
+    return (a << 16) + (b << 8) + min(c, 255)
+
+
+def _config_hz() -> int:
+    """CONFIG_HZ from the kernel's config (0 when no config file is readable, as libbpf)."""
+    import gzip
+    for path in (Path("/proc/config.gz"), Path(f"/boot/config-{os.uname().release}")):
+        try:
+            raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else \
+                path.read_bytes()
+        except OSError:
+            continue
+        match = re.search(rb"^CONFIG_HZ=(\d+)$", raw, re.MULTILINE)
+        return int(match.group(1)) if match else 0
+    return 0
+
+
+@exercise("06.kernel_facts", program="kernel_facts",
+          title="Kconfig externs and struct flavors with bpf_core_field_exists",
+          hints=(("A Kconfig extern is declared like a global, `extern TYPE NAME __kconfig;`, "
+                  "and libbpf fills it in at load time."),
+                 ("Two flavors, task_struct___new { unsigned int __state; } and "
+                  "task_struct___old { long state; }: cast the task to the one "
+                  "bpf_core_field_exists says exists, read it with BPF_CORE_READ.")))
+def _kernel_facts(program: Any) -> str:
+    program = need_program(program, "kernel_facts")
+    os.getppid()
+    facts = _counts(_table(program, "facts"))
+    if not any(facts.values()):
+        raise NotDone("every slot of facts is 0 after a getppid call: fill them in "
+                      "record_facts")
+    version, hz = _kernel_version(), _config_hz()
+    renamed = version >= (5 << 16) + (14 << 8)
+    expected = {0: version, 1: hz, 2: 1 if renamed else 2, 3: 0}
+    names = {0: "LINUX_KERNEL_VERSION", 1: "CONFIG_HZ",
+             2: "the task state field's name (1: __state, 2: state)",
+             3: "the state of the calling task (running: 0)"}
+    for slot, value in expected.items():
+        if facts.get(slot, 0) != value:
+            raise Wrong(f"slot {slot} should be {names[slot]} = {value} on this kernel "
+                        f"({os.uname().release}), it is {facts.get(slot, 0)}")
+    field = "__state" if renamed else "state"
+    return f"version {version:#x}, HZ {hz}, the state field is {field} here"
+
+
+@exercise("06.one_user", program="one_user", title="a read-only global set before load",
+          hints=("The global is an ordinary variable for the program's C: compare with it.",
+                 "The uid is the lower 32 bits of bpf_get_current_uid_gid()."))
+def _one_user(program: Any) -> str:
+    program = need_program(program, "one_user")
+    from ..core import CoreProgram
+    uid, gid = other_user()
+    other, _ = other_user()
+    mine, theirs = random.sample(range(2, 7), 2)
+    try:  # the check's own copy, with its own uid: whatever -G the cell used
+        copy = CoreProgram(program.source, f"{program.name}_check", globals={"wanted_uid": uid})
+    except Exception as err:
+        raise Wrong(f"your program could not be loaded with wanted_uid={uid}: {err}") from err
+    try:
+        def measure() -> str:
+            before = _counts(_table(copy, "execs")).get(0, 0)
+            run("; ".join([as_user("/bin/true", uid, gid)] * mine
+                          + [as_user("/bin/true", other, uid)] * theirs + ["/bin/true"]))
+            got = _counts(_table(copy, "execs")).get(0, 0) - before
+            seen = (f"with wanted_uid={uid}: {mine} commands ran as uid {uid} (gid {gid}), "
+                    f"{theirs} as uid {other} (gid {uid}) and some as root; slot 0 grew by {got}")
+            if got != mine:
+                raise (Unsteady if got > mine else Wrong)(
+                    f"{seen}: count exactly the commands whose *uid* is wanted_uid")
+            return seen
+        return _again(measure)
+    finally:
+        copy.detach()
