@@ -45,7 +45,7 @@ labextension: setup
 ## site: execute every tutorial and lab solution on the real kernel, build the static site in
 ## build/site (open build/site/index.html), and the README's picture docs/images/bpf-cell.png
 site:
-	$(SUDO) $(PY) -m ebpf_nb.site build/site
+	$(SUDO) $(PY) -m tools.site.build build/site --executed build/site-executed
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
