@@ -42,10 +42,11 @@ labextension: setup
 	cd labextension && npm ci --no-audit --no-fund && PATH=$(CURDIR)/$(VENV)/bin:$$PATH npm run build
 	$(PY) -m pip install -q --no-deps -e .
 
-## site: execute every tutorial and lab solution on the real kernel, build the static site in
-## build/site (open build/site/index.html), and the README's picture docs/images/bpf-cell.png
+## site: execute every tutorial and lab solution on the real kernel (reusing those make test just
+## ran), build the static site in build/site (open build/site/index.html) and refresh the README's
+## picture docs/images/bpf-cell.png
 site:
-	$(SUDO) $(PY) -m tools.site.build build/site --executed build/site-executed
+	$(SUDO) $(PY) -m tools.site.build build/site --executed build/site-executed --readme-picture docs/images/bpf-cell.png
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

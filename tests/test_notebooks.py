@@ -20,6 +20,7 @@ from nbclient import NotebookClient
 
 from ebpf_nb.labs.build import stale_labs
 from ebpf_nb.labs.checks import NOT_DONE, PASS, results_from_outputs
+from tools.site.build import remember
 
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIALS = sorted((ROOT / "notebooks").glob("[0-9][0-9]*_*.ipynb"))
@@ -49,7 +50,9 @@ def run_notebook(path: Path) -> tuple[nbformat.NotebookNode, float]:
                             resources={"metadata": {"path": str(path.parent)}})
     start = time.monotonic()
     client.execute()
-    return nb, time.monotonic() - start
+    seconds = time.monotonic() - start
+    remember(path, nb)  # the site build (tests/test_site_pages.py, make site) reuses it
+    return nb, seconds
 
 
 def check_results(nb: nbformat.NotebookNode) -> dict[str, object]:

@@ -34,6 +34,7 @@ from .render import (
     write,
 )
 
+CACHE = REPO / "build" / "site-executed"  # executed notebooks, reused while nothing changed
 CELL_TIMEOUT = 120  # seconds per cell: generous on a loaded 2-core machine
 BUSY_ATTEMPTS, BUSY_PAUSE = 8, 8.0
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -67,6 +68,13 @@ def execute(page: Page, log=print) -> nbformat.NotebookNode:
                 time.sleep(BUSY_PAUSE)
                 continue
             raise SiteError(f"{page.relative} failed in {failing_cell(nb)}: {last}") from None
+    check_errors(page, nb)
+    return nb
+
+
+def check_errors(page: Page, nb: nbformat.NotebookNode) -> None:
+    """Every error shown is announced (its cell is tagged raises-exception); in a tutorial,
+    every announced error is shown."""
     unannounced, silent = error_cells(nb)
     if unannounced:
         raise SiteError(f"{page.relative}: cells {unannounced} show an error without the "
@@ -74,7 +82,6 @@ def execute(page: Page, log=print) -> nbformat.NotebookNode:
     if silent and page.kind == "tutorial":  # a lab's tag is for its student notebook
         raise SiteError(f"{page.relative}: cells {silent} are tagged raises-exception but show "
                         "no error: the example error is gone")
-    return nb
 
 
 def failing_cell(nb: nbformat.NotebookNode) -> str:
@@ -111,6 +118,14 @@ def save(page: Page, nb: nbformat.NotebookNode, cache: Path) -> None:
     nbformat.write(copy, cache / f"{Path(page.page).stem}.ipynb")
 
 
+def remember(source: Path, nb: nbformat.NotebookNode, cache: Path = CACHE) -> None:
+    """Keep a notebook that was executed elsewhere (tests/test_notebooks.py) for the next site
+    build, when ``source`` is one of the site's notebooks: the build then reuses it."""
+    for page in all_pages():
+        if page.kind != "document" and page.source.resolve() == source.resolve():
+            save(page, nb, cache)
+
+
 def intro_markdown() -> str:
     """The README's first paragraph (what the kit is), for the landing page."""
     text = (REPO / "README.md").read_text()
@@ -138,6 +153,7 @@ def build(out: Path, readme_picture: Path | None = None, cache: Path | None = No
                 save(page, executed[page.page], cache)
             log(f"site: executed {page.relative} in {time.monotonic() - t0:.1f} s")
         else:
+            check_errors(page, executed[page.page])
             log(f"site: reused {page.relative}, executed earlier from the same source")
     execution = time.monotonic() - started
     pictured = mark_picture_cells(pages, executed)

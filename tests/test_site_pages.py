@@ -4,7 +4,9 @@ output sits in a cell tagged ``raises-exception`` (the tutorial announces it), e
 of a tutorial shows its error, and every internal link reaches a page (and its anchor).
 
 The site is built once per session by the builder itself, executing every notebook on the real
-kernel, unless ``EBPF_NB_SITE`` names a site already built (``make site`` then this test).
+kernel (reusing the notebooks tests/test_notebooks.py executed just before, when their sources
+have not changed since), unless ``EBPF_NB_SITE`` names a site already built. The browser is
+Debian's chromium driven by Playwright, as in tests/e2e.
 """
 from __future__ import annotations
 
@@ -18,7 +20,10 @@ from pathlib import Path
 from urllib.parse import urldefrag, urlparse
 
 import pytest
-from course import REPO
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = Path(os.environ.get("EBPF_NB_CHROMIUM", "/usr/bin/chromium"))
 
 pytestmark = pytest.mark.kernel
 
@@ -102,6 +107,23 @@ def site_pages(site: Path) -> list[str]:
     return sorted(p.name for p in site.glob("*.html"))
 
 
+@pytest.fixture(scope="module")
+def page() -> Iterator[object]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("playwright is missing: pip install playwright (make setup does)")
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (make test installs it)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM),
+                                             args=["--headless", "--no-sandbox", "--disable-gpu"])
+        try:
+            yield browser.new_page(viewport={"width": 1200, "height": 900})
+        finally:
+            browser.close()
+
+
 def test_the_site_holds_the_whole_curriculum(site):
     pages = set(site_pages(site))
     tutorials = {f"{p.stem}.html" for p in REPO.glob("notebooks/[0-9][0-9]*_*.ipynb")}
@@ -112,7 +134,7 @@ def test_the_site_holds_the_whole_curriculum(site):
     assert (site / "images" / "bpf-cell.png").stat().st_size > 10_000
 
 
-def test_every_page_opens_complete_and_its_links_work(site, site_url, page, artifacts):
+def test_every_page_opens_complete_and_its_links_work(site, site_url, page):
     started = time.monotonic()
     problems: list[str] = []
     ids: dict[str, set[str]] = {}
@@ -135,7 +157,8 @@ def test_every_page_opens_complete_and_its_links_work(site, site_url, page, arti
         links[name] = set(page.evaluate(LINKS_JS))
     problems += watch.failed
     page.goto(site_url + "02_maps.html")
-    page.screenshot(path=str(artifacts / "site-02_maps.png"), full_page=False)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "site-02_maps.png"), full_page=False)
 
     for name, hrefs in links.items():
         for href in hrefs:
