@@ -217,3 +217,42 @@ def test_a_bcc_rejection_keeps_its_line_after_a_blank_first_line(shell):
     err = result.error_in_exec
     assert isinstance(err, VerifierError) and "at cell line 8:" in err.message, repr(err)
     assert "; u64 *v = h.lookup(&k);   <- cell line 7" in str(err)
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("room", [10, 20, 30, 40])
+def test_the_verifier_log_survives_libbpfs_message_buffer_filling_up(monkeypatch, room):
+    """After many loads libbpf's message list is trimmed; a load that straddles the trim must
+    still show its verifier log (it once ended as a bare 'Permission denied')."""
+    from ebpf_nb.core import CoreProgram, libbpf
+
+    monkeypatch.setattr(libbpf, "LOG", [(4, "an older message")] * (libbpf._LOG_LIMIT - room))
+    monkeypatch.setattr(libbpf, "_dropped", 0)
+    with pytest.raises(VerifierError) as info:
+        CoreProgram(CORE_UNCHECKED.split("\n", 1)[1], "unchecked_core")
+    assert info.value.message.startswith("the verifier rejected count at cell line 17: ")
+    assert "map_value_or_null" in info.value.message
+
+
+@pytest.mark.kernel
+def test_the_verifier_log_survives_bcc_replacing_libbpfs_print_callback():
+    """BCC shares libbpf.so.1 and installs its own print callback (e.g. for the doctor's
+    fentry probe); a CO-RE rejection afterwards must still show its log, and BCC's callback
+    is left in place."""
+    import ctypes
+
+    from ebpf_nb.core import CoreProgram, libbpf
+
+    seen: list[int] = []
+    other = libbpf.PRINT_FN(lambda level, fmt, args: seen.append(level) or 0)
+    host.doctor()  # loads BCC programs, as %bpf_doctor does
+    previous = libbpf.lib().libbpf_set_print(other)
+    try:
+        with pytest.raises(VerifierError) as info:
+            CoreProgram(CORE_UNCHECKED.split("\n", 1)[1], "unchecked_core")
+        assert info.value.message.startswith("the verifier rejected count at cell line 17: ")
+        assert not seen  # the kit's callback took the messages
+        restored = libbpf.lib().libbpf_set_print(other)
+        assert restored == ctypes.cast(other, ctypes.c_void_p).value  # BCC's is back
+    finally:
+        libbpf.lib().libbpf_set_print(ctypes.cast(previous, libbpf.PRINT_FN))

@@ -8,7 +8,9 @@ needs anyway) and its C API is small and stable. Only the calls this package use
 libbpf reports through a print callback (``libbpf_set_print``). One callback is installed for the
 whole process (its ctypes object is kept in this module, so it is never garbage-collected); every
 message is formatted with the C library's ``vsnprintf`` and kept in ``LOG``, from which
-``captured_log()`` hands the messages of one operation to the caller.
+``captured_log()`` hands the messages of one operation to the caller. BCC uses the same
+libbpf.so.1 and installs its own callback when it loads some programs, so ``captured_log()``
+puts ours back for its block (and BCC's after it).
 """
 from __future__ import annotations
 
@@ -99,6 +101,7 @@ _lock = threading.Lock()
 _lib: ctypes.CDLL | None = None
 LOG: list[tuple[int, str]] = []  # (level, message) of every libbpf message, oldest first
 _LOG_LIMIT = 20_000
+_dropped = 0  # messages deleted from the front of LOG: a capture's start stays valid across it
 
 
 def lib() -> ctypes.CDLL:
@@ -126,12 +129,14 @@ _libc.vsnprintf.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_void_p, c
 
 
 def _print(level: int, fmt: int | None, args: int | None) -> int:
+    global _dropped
     try:
         buf = ctypes.create_string_buffer(4096)
         _libc.vsnprintf(buf, len(buf), fmt, args)
         LOG.append((level, buf.value.decode(errors="replace")))
         if len(LOG) > _LOG_LIMIT:
             del LOG[: _LOG_LIMIT // 2]
+            _dropped += _LOG_LIMIT // 2
     except Exception:  # noqa: BLE001, S110 -- an exception must never cross into C
         pass
     return 0
@@ -144,12 +149,13 @@ _PRINT_CALLBACK = PRINT_FN(_print)  # module-level: libbpf keeps only the raw po
 def captured_log(level: int = LIBBPF_DEBUG) -> Iterator[list[str]]:
     """Collect, as text lines, libbpf's messages of ``level`` or more important in this block."""
     lines: list[str] = []
-    lib()
-    start = len(LOG)
+    previous = lib().libbpf_set_print(_PRINT_CALLBACK)  # BCC may have replaced ours
+    start = _dropped + len(LOG)  # counted from libbpf's first message, not LOG's
     try:
         yield lines
     finally:
-        for lvl, message in LOG[start:]:
+        lib().libbpf_set_print(ctypes.cast(previous, PRINT_FN))  # NULL stays NULL
+        for lvl, message in LOG[max(0, start - _dropped):]:
             if lvl <= level:
                 lines.extend(message.rstrip("\n").splitlines())
 
