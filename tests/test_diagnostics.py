@@ -256,3 +256,20 @@ def test_the_verifier_log_survives_bcc_replacing_libbpfs_print_callback():
         assert restored == ctypes.cast(other, ctypes.c_void_p).value  # BCC's is back
     finally:
         libbpf.lib().libbpf_set_print(ctypes.cast(previous, libbpf.PRINT_FN))
+
+
+@pytest.mark.kernel
+def test_a_long_core_verifier_log_is_shown_not_cut():
+    """libbpf hands the whole verifier log over as one message; one over 4 KB once lost its
+    end marker and the rejection said only 'Permission denied'."""
+    from ebpf_nb.core import CoreProgram
+
+    steps = "\n".join("    acc = acc * 31 + bpf_get_prandom_u32();" for _ in range(40))
+    source = CORE_UNCHECKED.split("\n", 1)[1].replace(
+        "    u32 key = 0;\n", f"    u64 acc = 0;\n{steps}\n    u32 key = acc;\n")
+    with pytest.raises(VerifierError) as info:
+        CoreProgram(source, "long_log")
+    err = info.value
+    assert len(err.log) > 8000, len(err.log)  # the verifier walked all 40 steps
+    assert err.message.startswith("the verifier rejected count at cell line 58: "), err.message
+    assert "map_value_or_null" in err.message and "; return *value;   <- cell line 58" in str(err)

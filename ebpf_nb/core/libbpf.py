@@ -128,12 +128,20 @@ _libc.vsnprintf.restype = ctypes.c_int
 _libc.vsnprintf.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p]
 
 
+# One message can be a whole verifier log ("-- BEGIN PROG LOAD LOG --" ... "END"): a va_list
+# cannot be formatted twice, so the buffer is made big enough once (shared, hence the lock).
+_MESSAGE_BYTES = 1 << 20
+_message = ctypes.create_string_buffer(_MESSAGE_BYTES)
+_message_lock = threading.Lock()
+
+
 def _print(level: int, fmt: int | None, args: int | None) -> int:
     global _dropped
     try:
-        buf = ctypes.create_string_buffer(4096)
-        _libc.vsnprintf(buf, len(buf), fmt, args)
-        LOG.append((level, buf.value.decode(errors="replace")))
+        with _message_lock:
+            _libc.vsnprintf(_message, _MESSAGE_BYTES, fmt, args)
+            text = _message.value.decode(errors="replace")
+        LOG.append((level, text))
         if len(LOG) > _LOG_LIMIT:
             del LOG[: _LOG_LIMIT // 2]
             _dropped += _LOG_LIMIT // 2
