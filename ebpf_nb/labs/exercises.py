@@ -676,24 +676,51 @@ def _tail_call_setup(program: Any) -> None:
 
 @exercise("05.getppid", program="dispatch", title="a tail-called handler for getppid",
           hints=(("The handler is a program of its own: it runs instead of the entry program, "
-                 "with the same context."),
-                 "Print a line with the word getppid in it, then return 0."))
+                  "with the same context."),
+                 "Count as in lab 2: the key is the process id, the upper 32 bits."))
 def _getppid_handler(program: Any) -> str:
     program = need_program(program, "dispatch")
     number = syscall_number("getppid")
     _tail_call_setup(program)
-    started: dict[str, int] = {}
+    times = random.randint(3, 9)
+    pid = _getppid_child(times)
+    got = _counts(_table(program, "getppid_calls")).get(pid, 0)
+    if got != times:
+        raise Wrong(f"slot {number} holds hello_getppid; process {pid} called getppid {times} "
+                    f"times and its count in getppid_calls is {got}: count each call under the "
+                    "process id")
+    return f"slot {number} runs your handler: process {pid} counted {times} calls"
 
-    def trigger() -> None:
-        started["pid"] = _getppid_child_pid(_python_loop("os.getppid()", 3))
-    lines = program.trace(seconds=SHORT_READ, trigger=trigger)
-    ours = lines[lines.pid == started.get("pid", -1)]
-    hits = ours[ours.message.str.contains("getppid")]
-    if len(hits) != 3:
-        seen = f" (its lines: {list(ours.message)[:4]})" if len(ours) else ""
-        raise Wrong(f"slot {number} holds hello_getppid; process {started.get('pid')} called "
-                    f"getppid 3 times and {len(hits)} lines with 'getppid' came from it{seen}")
-    return f"slot {number} runs your handler, which printed one line per call"
+
+_SLEEP_BOTH_WAYS = """
+import ctypes, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+pause = (ctypes.c_long * 2)(0, 1000000)
+for _ in range(int(sys.argv[2])):
+    libc.syscall(int(sys.argv[1]), pause, None)
+    time.sleep(0.001)
+"""
+
+
+@exercise("05.timer", program="dispatch", title="one handler for the timer syscalls",
+          hints=(("The tail-called program receives the entry program's context: the same "
+                  "ctx->args as the raw tracepoint."),
+                 "Never write an architecture's syscall number in the code: read it."))
+def _timer_handler(program: Any) -> str:
+    program = need_program(program, "dispatch")
+    _tail_call_setup(program)
+    numbers = {name: syscall_number(name) for name in ("nanosleep", "clock_nanosleep")}
+    times = random.randint(3, 6)
+    before = _counts(_table(program, "timer_calls"))
+    run_python(_SLEEP_BOTH_WAYS, str(numbers["nanosleep"]), str(times))
+    grown = _grown(before, _counts(_table(program, "timer_calls")))
+    for name, number in numbers.items():
+        if grown.get(number, 0) < times:
+            raise Wrong(f"a process called {name} (syscall {number} here) {times} times but "
+                        f"the count of {number} in timer_calls grew by {grown.get(number, 0)} "
+                        f"(keys that grew: {sorted(grown)[:8]}): count under the number of the "
+                        "syscall the handler was called for")
+    return f"both timer syscalls ({numbers}) counted under their own numbers"
 
 
 # --- 06 CO-RE ------------------------------------------------------------------------------------
@@ -724,33 +751,6 @@ def _exe_inode(program: Any) -> str:
         raise Wrong(f"the inode stored for process {pid} is {table[pid]}, its executable's is "
                     f"{expected}: follow task->mm->exe_file->f_inode->i_ino")
     return f"inode {expected} of process {pid}'s executable, read with CO-RE"
-
-
-@exercise("05.timer", program="dispatch", title="one handler for the timer syscalls",
-          hints=(("The tail-called program receives the entry program's context: the same "
-                 "ctx->args as the raw tracepoint."),
-                 "Print the number with %d; never write an architecture's number in the code."))
-def _timer_handler(program: Any) -> str:
-    program = need_program(program, "dispatch")
-    _tail_call_setup(program)
-    started: dict[str, int] = {}
-
-    def trigger() -> None:
-        started["pid"] = _getppid_child_pid(
-            "import time\nfor _ in range(3): time.sleep(0.001)")
-    lines = program.trace(seconds=SHORT_READ, trigger=trigger)
-    ours = lines[lines.pid == started.get("pid", -1)]
-    hits = ours[ours.message.str.contains("timer")]
-    if len(hits) < 3:
-        seen = f" (its lines: {list(ours.message)[:4]})" if len(ours) else ""
-        raise Wrong(f"process {started.get('pid')} slept 3 times (a timer syscall each) and "
-                    f"{len(hits)} lines with 'timer' came from it{seen}")
-    made = syscall_number("clock_nanosleep")  # what time.sleep calls
-    if not all(made in _numbers(m) for m in hits.message):
-        raise Wrong(f"the process's sleeps called clock_nanosleep (syscall {made} here) but its "
-                    f"timer lines do not show the syscall's number: e.g. "
-                    f"{hits.message.iloc[0]!r}")
-    return f"{len(hits)} timer lines with the number of clock_nanosleep ({made})"
 
 
 def _kernel_version() -> int:
@@ -829,3 +829,69 @@ def _one_user(program: Any) -> str:
         return _again(measure)
     finally:
         copy.detach()
+
+
+# --- the book's end-of-chapter exercises -----------------------------------------------------------
+
+@exercise("02.uid_syscalls", program="per_user", title="every syscall, counted per user id",
+          hints=("The hook is exercise 3's; the key is exercise 1's.",
+                 "BCC's increment adds one to the key's count, creating it at 0."))
+def _uid_syscalls(program: Any) -> str:
+    program = need_program(program, "per_user")
+    uid, gid = other_user()
+    size = random.randint(2000, 4000)  # dd bs=1: one read and one write per byte
+
+    def measure() -> str:
+        before = _counts(_table(program, "counter_table"))
+        run(as_user(f"dd if=/dev/zero of=/dev/null bs=1 count={size} status=none", uid, gid))
+        after = _counts(_table(program, "counter_table"))
+        if not after:
+            raise NotDone("counter_table is empty: count every sys_enter under the uid")
+        grown = _grown(before, after)
+        got = grown.get(uid, 0)
+        seen = (f"uid {uid} (gid {gid}) ran dd, which made {2 * size} reads and writes plus its "
+                f"start-up; uid {uid}'s row grew by {got}")
+        if got < 2 * size:
+            also = f" (gid {gid} has a row)" if gid in grown else ""
+            raise Wrong(f"{seen}{also}: count every syscall under the uid, the lower 32 bits")
+        if got > 2 * size + 500:
+            raise Unsteady(f"{seen}: count each syscall once")
+        return seen
+    return _again(measure)
+
+
+def _exec_from(pids: list[int]) -> Callable[[], None]:
+    """Start ``/bin/true`` until both an odd and an even process id have called execve."""
+    def start() -> None:
+        for _ in range(40):
+            proc = subprocess.Popen(["/bin/true"])
+            proc.wait(timeout=30)
+            pids.append(proc.pid)
+            if len({p % 2 for p in pids}) == 2 and len(pids) >= 4:
+                return
+    return start
+
+
+@exercise("03.odd_even", program="hello_buffer", title="different messages for odd and even pids",
+          hints=("The parity of a number n is n % 2.",
+                 ("Copy the right message with bpf_probe_read_kernel(&data.message, size, "
+                 "source), the size of the source string.")))
+def _odd_even(program: Any) -> str:
+    program = need_program(program, "hello_buffer")
+    pids: list[int] = []
+    events = program.events("output", seconds=SHORT_READ, trigger=_exec_from(pids))
+    if len(events) == 0:
+        raise NotDone("no event arrived while programs started")
+    if "pid" not in events or "message" not in events:
+        raise Wrong(f"the events should have the fields pid and message, they have "
+                    f"{list(events.columns)}")
+    ours = events[events.pid.isin(pids)]
+    if len(ours) < len(pids):
+        raise Wrong(f"{len(pids)} programs started (pids {pids}) but only {len(ours)} of their "
+                    "events arrived: submit one event on every execve")
+    for pid, message in zip(ours.pid, ours.message):
+        expected = "even pid" if pid % 2 == 0 else "odd pid"
+        if str(message) != expected:
+            raise Wrong(f"process {pid} is {expected.split()[0]}: its message should be "
+                        f"{expected!r}, it is {message!r}")
+    return f"{len(ours)} events, odd and even pids with the right message"
