@@ -202,8 +202,9 @@ def test_an_adversarial_class_is_graded_correctly(tmp_path: Path, capsys) -> Non
     grades = pd.read_csv(csv_path, keep_default_na=False)
     by_student = {s: g for s, g in grades.groupby("student")}
     graded = len(grades[grades.status != "error"][["student", "notebook"]].drop_duplicates())
-    print(f"graded the adversarial class in {took:.0f} s: {graded} notebooks run, "
-          f"{took / graded:.1f} s each")
+    with capsys.disabled():
+        print(f"\ngraded the adversarial class in {took:.0f} s: {graded} notebooks run, "
+              f"{took / graded:.1f} s each")
 
     everything = [e for lab in labs.values() for e in lab.exercises]
     solver = by_student.pop("solver")
