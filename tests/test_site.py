@@ -9,8 +9,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from tools.site.build import SiteError, execute, failing_cell
-from tools.site.curriculum import Page, notebook_pages
+from tools.site.build import SiteError, execute, failing_cell, remember, reused
+from tools.site.curriculum import REPO, Page, notebook_pages
 from tools.site.picture import TAG, mark_picture_cells
 from tools.site.render import (
     WIDGET_MIME,
@@ -137,3 +137,20 @@ def test_an_announced_error_is_kept_and_a_vanished_one_stops_a_tutorial(repo):
     write_notebook(repo / "notebooks" / "06_gone.ipynb", tagged(new_code_cell("x = 1")))
     with pytest.raises(SiteError, match="notebooks/06_gone.ipynb: cells \\[1\\] are tagged"):
         execute(page_of(repo, "06_gone.html"), log=lambda _: None)
+
+
+def test_a_notebook_executed_by_the_tests_is_reused_until_its_source_changes(tmp_path):
+    source = REPO / "notebooks" / "01_hello_world.ipynb"
+    page = next(p for p in notebook_pages() if p.source == source)
+    nb = nbformat.read(source, as_version=4)
+    nb.cells.append(new_code_cell("print('ran')", outputs=[new_output(
+        "stream", name="stdout", text="ran\n")]))
+    remember(source, nb, cache=tmp_path)
+    remember(REPO / "labs" / "01_hello_world" / "lab.ipynb", nb, cache=tmp_path)  # not a page
+    assert [p.name for p in tmp_path.iterdir()] == ["01_hello_world.ipynb"]
+    again = reused(page, tmp_path)
+    assert again is not None and again.cells[-1].outputs[0].text == "ran\n"
+    stale = nbformat.read(tmp_path / "01_hello_world.ipynb", as_version=4)
+    stale.metadata["ebpf_nb_site"]["source_sha256"] = "0" * 64  # as if the source had changed
+    nbformat.write(stale, tmp_path / "01_hello_world.ipynb")
+    assert reused(page, tmp_path) is None

@@ -25,7 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = Path(os.environ.get("EBPF_NB_CHROMIUM", "/usr/bin/chromium"))
 
-pytestmark = pytest.mark.kernel
+# the first test builds the site: up to 16 notebooks executed on a loaded machine
+pytestmark = [pytest.mark.kernel, pytest.mark.timeout(1800)]
 
 ERRORS_ANNOUNCED_JS = """() => {
   const errors = [...document.querySelectorAll('.site-error')];
