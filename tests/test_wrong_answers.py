@@ -210,3 +210,25 @@ def test_wrong_answer_is_rejected(shell, exercise_id, variant, old, new, expecte
     verdict = _verdict(shell, exercise_id, _strip_markers(solution.replace(old, new, 1)))
     assert verdict.status == FAIL, f"{variant}: {verdict}"
     assert expected in verdict.message, f"{variant}: rejected for another reason: {verdict}"
+
+
+# The verifier lab's student cells start as programs the verifier refuses, for these reasons.
+REJECTED = [("per_pid", "map_value_or_null"),
+            ("last_char", "invalid variable-offset read from stack"),
+            ("parents", "invalid mem access 'scalar'"),
+            ("depth", "invalid read from stack")]
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("name, reason", REJECTED, ids=[r[0] for r in REJECTED])
+def test_verifier_lab_starts_from_a_rejected_program(shell, name: str, reason: str) -> None:
+    from ebpf_nb import VerifierError
+    student = nbformat.read(ROOT / "labs/02b_verifier/lab.ipynb", as_version=4)
+    cell = next(c for c in student.cells if c.source.startswith(f"%%bpf {name}"))
+    assert "raises-exception" in cell.metadata.get("tags", [])
+    line, body = cell.source.split("\n", 1)
+    magics = shell.magics_manager.registry["BpfMagics"]
+    with pytest.raises(VerifierError) as caught:
+        magics.bpf(line.removeprefix("%%bpf "), body)
+    assert reason in caught.value.message and "cell line" in caught.value.message, caught.value
+    assert name not in shell.user_ns
