@@ -207,3 +207,13 @@ def test_an_empty_class_gets_a_header_only_csv(tmp_path: Path, capsys) -> None:
     assert "WARNING: grading on THIS machine" in capsys.readouterr().err
     assert (tmp_path / "grades.csv").read_text().strip() == \
         "student,notebook,exercise,status,points,feedback"
+
+
+def test_student_names_lose_terminal_escapes(tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "eve\x1b]0;owned\x07"
+    folder.mkdir()
+    (folder / "01_hello_world.ipynb").write_text("not json")
+    assert main(["labs", "grade", str(tmp_path), "--on-host"]) == 0
+    assert "\x1b" not in capsys.readouterr().out
+    rows = list(csv.reader((tmp_path / "grades.csv").open()))
+    assert rows[1][:4] == ["eve?]0;owned?", "01_hello_world.ipynb", "*", "error"]

@@ -199,6 +199,7 @@ def grade(directory: Path, out: Path | None = None, timeout: float = DEFAULT_TIM
     for path, refused in find_submissions(directory):
         relative = path.relative_to(directory)
         student = relative.parts[0] if len(relative.parts) > 1 else Path(relative).stem
+        student = "".join(c if c.isprintable() else "?" for c in student)  # no terminal escapes
         if refused:
             rows.append(_row(student, path.name, "*", "error", 0, f"{relative} {refused}"))
         else:
