@@ -54,7 +54,8 @@ def write_lab_settings(private: Path) -> Path:
     that turns off the "receive news?" prompt (and its web requests)."""
     settings = private / "settings"
     settings.mkdir(mode=0o700)
-    default = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings"
+    from jupyterlab.commands import get_app_dir  # where JupyterLab would look by default
+    default = Path(get_app_dir()) / "settings"
     overrides: dict[str, object] = {}
     if default.is_dir():
         for item in default.iterdir():

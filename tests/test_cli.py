@@ -48,6 +48,23 @@ def test_lab_settings_turn_off_the_news_prompt(tmp_path: Path) -> None:
     assert settings.stat().st_mode & 0o777 == 0o700
 
 
+def test_lab_settings_keep_the_installed_ones(tmp_path: Path, monkeypatch) -> None:
+    app_dir = tmp_path / "app"
+    (app_dir / "settings").mkdir(parents=True)
+    (app_dir / "settings" / "page_config.json").write_text('{"disabledExtensions": {"x": true}}')
+    (app_dir / "settings" / "overrides.json").write_text(json.dumps({
+        "@jupyterlab/apputils-extension:themes": {"theme": "JupyterLab Dark"},
+        "@jupyterlab/apputils-extension:notification": {"doNotDisturbMode": True}}))
+    monkeypatch.setenv("JUPYTERLAB_DIR", str(app_dir))
+    (tmp_path / "run").mkdir()
+    settings = cli.write_lab_settings(tmp_path / "run")
+    overrides = json.loads((settings / "overrides.json").read_text())
+    assert overrides["@jupyterlab/apputils-extension:themes"] == {"theme": "JupyterLab Dark"}
+    assert overrides["@jupyterlab/apputils-extension:notification"] == {
+        "doNotDisturbMode": True, "fetchNews": "false", "checkForUpdates": False}
+    assert (settings / "page_config.json").read_text() == '{"disabledExtensions": {"x": true}}'
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
