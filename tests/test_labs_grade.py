@@ -220,3 +220,21 @@ def test_student_names_lose_terminal_escapes(tmp_path: Path, capsys) -> None:
     assert "\x1b" not in capsys.readouterr().out
     rows = list(csv.reader((tmp_path / "grades.csv").open()))
     assert rows[1][:4] == ["eve?]0;owned?", "01_hello_world.ipynb", "*", "error"]
+
+
+def test_a_grader_failure_on_one_notebook_is_an_error_row(tmp_path: Path, monkeypatch) -> None:
+    from ebpf_nb.labs import grade as grade_module
+
+    def fake(path: Path, student: str, *args) -> list[dict[str, object]]:
+        if student == "boom":
+            raise RuntimeError("fork failed")
+        return [{"student": student, "notebook": path.name, "exercise": "01.openat",
+                 "status": "pass", "points": 1, "feedback": "ok"}]
+    monkeypatch.setattr(grade_module, "grade_notebook", fake)
+    for student in ("alice", "boom", "carol"):
+        (tmp_path / student).mkdir()
+        (tmp_path / student / "01_hello_world.ipynb").write_text("{}")
+    frame = grade_module.grade(tmp_path)
+    assert list(frame.student) == ["alice", "boom", "carol"]
+    assert list(frame.status) == ["pass", "error", "pass"]
+    assert "RuntimeError: fork failed" in frame.feedback[1]

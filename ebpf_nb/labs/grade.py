@@ -202,8 +202,12 @@ def grade(directory: Path, out: Path | None = None, timeout: float = DEFAULT_TIM
         student = "".join(c if c.isprintable() else "?" for c in student)  # no terminal escapes
         if refused:
             rows.append(_row(student, path.name, "*", "error", 0, f"{relative} {refused}"))
-        else:
+            continue
+        try:
             rows.extend(grade_notebook(path, student, labs, timeout, memory_mb, env_extra))
+        except Exception as err:  # noqa: BLE001 - one notebook must never stop the class
+            rows.append(_row(student, path.name, "*", "error", 0,
+                             f"the grader failed on this notebook: {type(err).__name__}: {err}"))
     write_csv(out, COLUMNS, rows)
     return pd.DataFrame(rows, columns=COLUMNS)
 
