@@ -1,9 +1,11 @@
-"""Events into a DataFrame: ring and perf buffers, 64-byte records, ours against BCC's callbacks.
+"""Events into a DataFrame: ring and perf buffers, 64-byte records, ours against BCC's callbacks
+and against a C + libbpf reader.
 
 Ours goes through the public API (``BpfProgram.events``), which reads the buffer in bulk with
 :mod:`ebpf_nb.kernel` and decodes with numpy. BCC's is the loop a tutorial writes:
 ``open_ring_buffer``/``open_perf_buffer`` + ``table.event(data)`` + ``list.append`` per event,
-then ``pandas.DataFrame(rows)``.
+then ``pandas.DataFrame(rows)``. C's is ``c/reader.c`` (see :mod:`benchmarks.c_reference` and the
+README): the same program and workload, records copied into preallocated columns.
 
 Two ways of offering load:
 - *flow-controlled* (ring only): the producer emits a batch only while the ring is under half
