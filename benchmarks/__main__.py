@@ -1,7 +1,8 @@
-"""``python -m benchmarks [--quick] [--only events,maps,startup,sustained] [--json PATH]``.
+"""``python -m benchmarks [--quick] [--only events,maps,footprint,startup,sustained] [--json P]``.
 
-Runs each benchmark against plain BCC on the same run, prints one table (our figure, BCC's,
-the ratio, the goal and whether it is met) and writes the same to ``benchmarks/results.json``.
+Runs each benchmark against plain BCC (and, for events and maps, a C + libbpf reader built at
+bench time) on the same run, prints one table (our figure, BCC's, C's, the ratios, the goal and
+whether it is met) and writes the same to ``benchmarks/results.json``.
 Needs root (it loads programs). A full run takes 5-7 minutes; ``--quick`` 1-2.5 (7 min 3 s and
 2 min 26 s at load average 8-10 on 2 CPUs).
 """
