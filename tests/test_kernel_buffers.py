@@ -300,3 +300,25 @@ def test_perf_trickle_is_shown_within_a_refresh(bpf):
                 assert time.monotonic() - sent[i] < 1.0  # within one watch_events refresh
         finally:
             thread.join()
+
+
+# --- the benchmarks' C + libbpf reference (built here as `make bench` builds it) ---------------
+def test_bench_c_reference_reads_every_record_exactly():
+    from benchmarks import c_reference
+    from benchmarks.bench_maps import _fill
+    from benchmarks.workloads import MAP_SOURCE, perf_source, ring_source
+    ring = c_reference.events(ring_source(64), 20_000, ring=True, flow_control=True)
+    assert ring == {**ring, "submitted": 20_000, "received": 20_000, "dropped": 0, "exact": True}
+    perf = c_reference.events(perf_source(), 5_000, ring=False, wakeup_events=64)
+    assert perf["submitted"] == 5_000 and perf["exact"] and perf["received"] > 0, perf
+    from bcc import BPF
+    b = BPF(text=(MAP_SOURCE % {"entries": 3000}).encode())
+    try:
+        _fill(b[b"flows"].map_fd, 3000)
+        read = c_reference.hash_map(b[b"flows"].map_fd, repeat=2)
+        assert read["entries"] == 3000
+        assert read["bytes_sum"] == 1500 * 3000 * 3001 // 2  # bytes = key * 1500, keys 1..3000
+    finally:
+        b.cleanup()
+    with pytest.raises(RuntimeError, match="missing arguments"):
+        c_reference._run(["ring", 0], (), timeout=30)
