@@ -24,15 +24,16 @@ from .reading import DRAIN_QUIET, Trigger, bounded_read, finish_frame
 
 RINGBUF_TYPE = 27
 # Wake the reader every 64 perf events rather than every one: at one wakeup per event the
-# kernel, not the reader, caps a perf buffer (~13 us per output here). Reads poll in 0.1 s
-# slices, so a sparse stream is still delivered within about 0.1 s.
+# kernel, not the reader, caps a perf buffer (~13 us per output here). The reader looks at the
+# rings' heads at least every 20 ms (``PerfBufferReader.wait``), so records that have not reached
+# the wakeup count (a read's last ones, a sparse stream) are still delivered within 20 ms.
 PERF_WAKEUP_EVENTS = 64
 
 
 class RowStore:
     """Where a read's records go: blocks of rows the readers copy into directly (each record is
     copied once), growing by doubling; ``expected`` rows (a read's count) are one block, up to
-    :data:`MAX_BLOCK_BYTES`. Unfilled rows cost no memory: their pages are never touched."""
+    :data:`MAX_BLOCK_BYTES`. Unfilled rows of a large block use no RAM (pages never written)."""
 
     FIRST_BLOCK_BYTES = 4 << 20
     MAX_BLOCK_BYTES = 256 << 20
