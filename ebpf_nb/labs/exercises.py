@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -241,7 +242,7 @@ def _per_command(program: Any) -> str:
             shell = folder / word
             shutil.copy("/bin/sh", shell)
             loop = " ".join(str(i) for i in range(times))
-            run(f"{shell} -c 'for i in {loop}; do /bin/true; done'")
+            run(shlex.join([str(shell), "-c", f"for i in {loop}; do /bin/true; done"]))
         counts = _table(program, "counts")
         if len(counts) == 0:
             raise NotDone("the map counts is empty after commands ran: count each execve under "
@@ -470,7 +471,7 @@ def _slashes(program: Any) -> str:
             base = str(folder)
             path = base + "/a" * (levels - base.count("/"))
             before = _counts(_table(program, "depth"))
-            run(" ".join(["cat", *[path] * times, "2>/dev/null; true"]))  # cat opens few files
+            run(shlex.join(["cat", *[path] * times]) + " 2>/dev/null; true")  # cat opens few
             after = _counts(_table(program, "depth"))
         if not after:
             raise NotDone("the map depth is empty after files were opened")
