@@ -6,13 +6,24 @@
  * type on every code cell when it learns the kernel's language, so each cell model is watched
  * for both a change of its source and a change of its mime type, and the right one is put back.
  * The mime type is not saved in the notebook file: switching it never marks a notebook modified.
+ *
+ * JupyterLab's theme gives C type names (`int`, `u32`, `struct data_t`) no colour; a style
+ * scoped to the C language alone colours them (variable-3: CodeMirror 5 used it for C types), so
+ * Python cells are left exactly as they were.
  */
 import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
 import { ICellModel } from '@jupyterlab/cells';
+import {
+  EditorExtensionRegistry,
+  IEditorExtensionRegistry,
+  IEditorLanguageRegistry
+} from '@jupyterlab/codemirror';
 import { INotebookTracker, Notebook, NotebookPanel } from '@jupyterlab/notebook';
+import { HighlightStyle, syntaxHighlighting } from '@codemirror/language';
+import { tags } from '@lezer/highlight';
 
 /** The mime type CodeMirror's language registry maps to C. */
 export const C_MIME_TYPE = 'text/x-csrc';
@@ -70,14 +81,43 @@ function watchNotebook(panel: NotebookPanel): void {
   watchAll();
 }
 
+/** Colour C type names in C editors only (the style is scoped to JupyterLab's C language). */
+async function addCTypeColours(
+  languages: IEditorLanguageRegistry,
+  extensions: IEditorExtensionRegistry
+): Promise<void> {
+  const c = await languages.getLanguage(C_MIME_TYPE);
+  if (!c?.support) {
+    return;
+  }
+  const style = HighlightStyle.define(
+    [{ tag: tags.typeName, color: 'var(--jp-mirror-editor-variable-3-color)' }],
+    { scope: c.support.language }
+  );
+  extensions.addExtension({
+    name: 'ebpf-nb-highlight:c-types',
+    factory: () => EditorExtensionRegistry.createImmutableExtension(syntaxHighlighting(style))
+  });
+}
+
 const plugin: JupyterFrontEndPlugin<void> = {
   id: 'ebpf-nb-highlight:plugin',
   description: 'Highlights %%bpf cells as C.',
   autoStart: true,
-  requires: [INotebookTracker],
-  activate: (_app: JupyterFrontEnd, tracker: INotebookTracker) => {
+  requires: [INotebookTracker, IEditorLanguageRegistry, IEditorExtensionRegistry],
+  activate: async (
+    _app: JupyterFrontEnd,
+    tracker: INotebookTracker,
+    languages: IEditorLanguageRegistry,
+    extensions: IEditorExtensionRegistry
+  ) => {
     tracker.forEach(watchNotebook);
     tracker.widgetAdded.connect((_tracker, panel) => watchNotebook(panel));
+    try {
+      await addCTypeColours(languages, extensions);
+    } catch (error) {
+      console.warn('ebpf-nb-highlight: C type names keep the default colour', error);
+    }
   }
 };
 

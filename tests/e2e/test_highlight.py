@@ -33,7 +33,7 @@ TOKEN_COLOUR_JS = """([cell, text, role]) => {
   const theme = getComputedStyle(probe).color;
   probe.remove();
   return {token: getComputedStyle(node.parentElement).color, theme,
-          tag: node.parentElement.className};
+          plain: getComputedStyle(editor).color, tag: node.parentElement.className};
 }"""
 CELL_MIME_JS = """(index) => {
   const panel = window.jupyterapp.shell.currentWidget;
@@ -78,6 +78,11 @@ def what_changed(lab_server, page, name: str) -> str:
     return "; ".join(changes[:8]) or "no difference in metadata or cells"
 
 
+def assert_styled(found: dict, what: str) -> None:
+    """The token has the theme's colour for its role, and that colour is not plain text."""
+    assert found["token"] == found["theme"] != found["plain"], f"{what}: {found}"
+
+
 def colour(page, cell: int, text: str, role: str) -> dict:
     found = page.evaluate(TOKEN_COLOUR_JS, [cell, text, role])
     assert found, f"no token {text!r} in code cell {cell}"
@@ -108,29 +113,33 @@ def highlight_page(lab_server, page):
 def test_a_bpf_cell_is_c_and_a_python_cell_stays_python(highlight_page, artifacts):
     page = highlight_page
     comment = wait_for_colour(page, 0, "// counts execve calls or id map", "comment")
-    page.locator(".jp-CodeCell").first.screenshot(path=str(artifacts / "highlight-bpf-cell.png"))
-    assert comment["token"] == comment["theme"], f"the C comment is not a comment: {comment}"
+    assert_styled(comment, "the C comment is not a comment")
     assert page.evaluate(CELL_MIME_JS, 0) == "text/x-csrc"
     for keyword in ("struct", "return"):
         found = colour(page, 0, keyword, "keyword")
-        assert found["token"] == found["theme"], f"C keyword {keyword!r}: {found}"
+        assert_styled(found, f"C keyword {keyword!r}")
+    for type_name in ("u32", "int", "char"):  # JupyterLab leaves types plain: the kit colours them
+        found = colour(page, 0, type_name, "variable-3")
+        assert_styled(found, f"C type {type_name!r}")
     found = colour(page, 0, '"a string"', "string")
-    assert found["token"] == found["theme"], f"C string: {found}"
+    assert_styled(found, "C string")
     found = colour(page, 0, "#include", "meta")
-    assert found["token"] != colour(page, 0, "data_t", "comment")["token"], \
-        f"the preprocessor line is unstyled: {found}"
+    assert found["token"] != found["plain"], f"the preprocessor line is unstyled: {found}"
     # Python keywords and builtins are plain words inside C
     for word in (" or ", " id ", " map"):
         found = colour(page, 0, word, "keyword")
         assert found["token"] == comment["token"], f"{word!r} is not part of the C comment"
 
     python = wait_for_colour(page, 1, "# a Python comment", "comment")
-    assert python["token"] == python["theme"], f"the Python comment is not a comment: {python}"
+    assert_styled(python, "the Python comment is not a comment")
     assert page.evaluate(CELL_MIME_JS, 1) == "text/x-ipython"
     found = colour(page, 1, "def", "keyword")
-    assert found["token"] == found["theme"], f"Python keyword def: {found}"
+    assert_styled(found, "Python keyword def")
     found = colour(page, 1, "struct", "keyword")
     assert found["token"] != found["theme"], f"'struct' is a keyword in Python: {found}"
+    found = colour(page, 1, "ctx", "variable-3")  # the C-only style leaves Python alone
+    assert found["token"] != found["theme"], f"a Python name got the C type colour: {found}"
+    page.locator(".jp-Notebook").first.screenshot(path=str(artifacts / "highlight-cells.png"))
 
 
 def test_a_cell_follows_its_source(highlight_page):
@@ -139,8 +148,7 @@ def test_a_cell_follows_its_source(highlight_page):
     page.wait_for_function(f"() => ({CELL_MIME_JS})(0) === 'text/x-csrc'", timeout=20_000)
     page.evaluate(SET_SOURCE_JS, [1, "\n%%bpf\n// now C\nstruct x;"])
     page.wait_for_function(f"() => ({CELL_MIME_JS})(1) === 'text/x-csrc'", timeout=20_000)
-    found = wait_for_colour(page, 1, "// now C", "comment")
-    assert found["token"] == found["theme"], found
+    assert_styled(wait_for_colour(page, 1, "// now C", "comment"), "a new C comment")
     page.evaluate(SET_SOURCE_JS, [0, "# %%bpf in a comment is not a cell magic\nx = 1"])
     page.wait_for_function(f"() => ({CELL_MIME_JS})(0) === 'text/x-ipython'", timeout=20_000)
     page.evaluate(SET_SOURCE_JS, [1, "%%bpfx\n# not the bpf magic"])
