@@ -229,3 +229,18 @@ def test_syscall_numbers_call_the_right_syscall() -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     assert libc.syscall(syscalls.syscall_number("getppid")) == os.getppid()
     assert libc.syscall(syscalls.syscall_number("getpid")) == os.getpid()
+
+
+def test_lab_notebooks_open_clean() -> None:
+    """Lab notebooks store the metadata JupyterLab fills in (the tutorials' own), so opening
+    one does not mark it modified; the student version inherits it from the solution."""
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    reference = nbformat.read(root / "notebooks" / "00_setup.ipynb", as_version=4).metadata
+    for path in sorted((root / "labs").glob("*/*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        assert (nb.nbformat, nb.nbformat_minor) == (4, 5), path
+        assert nb.metadata.kernelspec == reference.kernelspec, path
+        assert nb.metadata.language_info == reference.language_info, path
+        ids = [cell.get("id") for cell in nb.cells]
+        assert all(ids) and len(set(ids)) == len(ids), path
