@@ -378,12 +378,13 @@ EOF
   put_file 0440 /etc/sudoers.d/ebpf-nb < "$sudoers_tmp" || true
   rm -f "$sudoers_tmp"
 
-  # Named python3 so that every notebook of the kit (kernelspec python3) gets this kernel.
+  # Named python3 and displayed as ipykernel's own, so that every notebook of the kit (kernelspec
+  # python3, "Python 3 (ipykernel)") gets this kernel and opening one does not mark it modified.
   # interrupt_mode "message": the unprivileged server cannot signal a root process.
   put_file 0644 "$kernels/python3/kernel.json" <<EOF && service_changed=1
 {
   "argv": ["/usr/bin/sudo", "-n", "$launcher", "-f", "{connection_file}"],
-  "display_name": "Python 3 (ebpf_nb, eBPF kernel)",
+  "display_name": "Python 3 (ipykernel)",
   "language": "python",
   "interrupt_mode": "message",
   "metadata": {"debugger": false}
