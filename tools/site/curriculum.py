@@ -22,6 +22,8 @@ DOCUMENTS = {
     "benchmarks/README.md": "benchmarks.html",
 }
 
+TITLES = {"README.md": "Setup (the README)"}  # its own title is the project's name
+
 
 @dataclass(frozen=True)
 class Page:
@@ -82,7 +84,8 @@ def notebook_pages(repo: Path = REPO) -> list[Page]:
 
 
 def document_pages(repo: Path = REPO) -> list[Page]:
-    return [Page(repo / source, page, document_title(repo / source), "document", "")
+    return [Page(repo / source, page, TITLES.get(source) or document_title(repo / source),
+                 "document", "")
             for source, page in DOCUMENTS.items() if (repo / source).exists()]
 
 
