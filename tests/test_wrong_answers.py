@@ -232,3 +232,27 @@ def test_verifier_lab_starts_from_a_rejected_program(shell, name: str, reason: s
         magics.bpf(line.removeprefix("%%bpf "), body)
     assert reason in caught.value.message and "cell line" in caught.value.message, caught.value
     assert name not in shell.user_ns
+
+
+@pytest.mark.kernel
+def test_a_check_waits_for_the_trace_pipe(shell) -> None:
+    """Another reader holding the trace pipe delays a check; it does not fail it."""
+    import threading
+
+    from ebpf_nb.tracepipe import TracePipe
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with TracePipe():
+            held.set()
+            release.wait(timeout=30)
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(timeout=BUSY_WAIT), "could not take the trace pipe for the test"
+        threading.Timer(3.0, release.set).start()
+        verdict = _verdict(shell, "01.openat", _strip_markers(_solution_of("01.openat")))
+    finally:
+        release.set()
+        holder.join(timeout=30)
+    assert verdict.status == PASS, str(verdict)

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,26 @@ _OPEN_EACH = ("import sys\nfor p in sys.argv[1:]:\n    try:\n        open(p).clo
               "    except OSError:\n        pass\n")
 
 
+PIPE_WAIT = 20.0  # seconds a check waits for another reader to let go of the trace pipe
+
+
+def _trace(program: Any, trigger: Callable[[], object]) -> pd.DataFrame:
+    """Trace pipe lines while ``trigger`` runs, waiting a while if another reader holds it."""
+    from ..errors import HostError
+    deadline = time.monotonic() + PIPE_WAIT
+    while True:
+        try:
+            return program.trace(seconds=SHORT_READ, trigger=trigger)
+        except HostError as err:
+            if "already being read" not in str(err):
+                raise
+            if time.monotonic() > deadline:
+                raise Wrong(f"another program has been reading the trace pipe for "
+                            f"{PIPE_WAIT:g} s (only one reader at a time): run the check again "
+                            "when it is done") from err
+            time.sleep(random.uniform(0.3, 1.0))
+
+
 # --- 01 hello world ------------------------------------------------------------------------------
 
 _EXEC_FROM_THREAD = """
@@ -137,7 +158,7 @@ def _pid_and_command(program: Any) -> str:
     name = marker("t")[:15]
     with private_dir() as folder:
         ids = folder / "ids"
-        lines = program.trace(seconds=SHORT_READ,
+        lines = _trace(program,
                               trigger=lambda: run_python(_EXEC_FROM_THREAD, name, str(ids)))
         if not ids.exists():
             raise Wrong("the check's own trigger did not run (no execve happened); run it again")
@@ -176,7 +197,7 @@ def _openat_file_name(program: Any) -> str:
     program = need_program(program, "opens")
     with private_dir() as folder:
         path = str(folder / marker("open"))
-        lines = program.trace(seconds=SHORT_READ, trigger=lambda: run_python(_OPEN_EACH, path))
+        lines = _trace(program, trigger=lambda: run_python(_OPEN_EACH, path))
     if len(lines) == 0:
         raise NotDone("no line reached the trace pipe while a file was opened: call "
                       "bpf_trace_printk(...) in the sys_enter_openat tracepoint")
