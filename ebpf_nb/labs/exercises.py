@@ -786,9 +786,10 @@ def _exe_inode(program: Any) -> str:
 
 
 def _kernel_version() -> int:
-    """``KERNEL_VERSION(a, b, c)`` of the running kernel, as libbpf computes it from uname."""
-    a, b, c = (int(n) for n in re.findall(r"\d+", os.uname().release)[:3])
-    return (a << 16) + (b << 8) + min(c, 255)
+    """``LINUX_KERNEL_VERSION`` as libbpf computes it (Ubuntu's version signature, Debian's
+    ``uname -v``, then the release)."""
+    from ..core.kernel_version import expected_kernel_version
+    return expected_kernel_version().code
 
 
 def _config_hz() -> int:
