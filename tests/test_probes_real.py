@@ -119,19 +119,30 @@ def test_fentry_fires_or_the_refusal_is_explained():
         assert "tracepoint" in info.value.hint
 
 
-def test_trace_pipe_lines_become_rows():
-    marker = uuid.uuid4().hex[:7]  # below 2**31: printed with %d
-    prog = BpfProgram(r"""
+# Prints "MARK <number>" on every execve made by a process called env.
+MARK_ENV = r"""
 int hello(void *ctx) {
     char comm[16];
     bpf_get_current_comm(&comm, sizeof(comm));
     if (comm[0] == 'e' && comm[1] == 'n' && comm[2] == 'v')
         bpf_trace_printk("MARK %d", MARKER);
     return 0;
-}""", "tr", probes=["syscall:execve"], defines=[f"MARKER=0x{marker}"])
+}"""
+
+
+def _marking_program(name: str) -> tuple[BpfProgram, str]:
+    """A program printing a marker unique to this test, and the line it prints."""
+    marker = uuid.uuid4().hex[:7]  # below 2**31: printed with %d
+    prog = BpfProgram(MARK_ENV, name, probes=["syscall:execve"],
+                      defines=[f"MARKER=0x{marker}"])
+    return prog, f"MARK {int(marker, 16)}"
+
+
+def test_trace_pipe_lines_become_rows():
+    prog, mark = _marking_program("tr")
     try:
         df = prog.trace(trigger="env true", seconds=1.0)
-        mine = df[df.message == f"MARK {int(marker, 16)}"]
+        mine = df[df.message == mark]
         assert list(df.columns) == ["task", "pid", "cpu", "timestamp", "message"]
         assert len(mine) >= 1 and (mine.pid > 0).all()
     finally:
@@ -139,16 +150,7 @@ int hello(void *ctx) {
 
 
 def test_trace_returns_only_what_was_written_after_the_read_began():
-    marker = uuid.uuid4().hex[:7]
-    prog = BpfProgram(r"""
-int hello(void *ctx) {
-    char comm[16];
-    bpf_get_current_comm(&comm, sizeof(comm));
-    if (comm[0] == 'e' && comm[1] == 'n' && comm[2] == 'v')
-        bpf_trace_printk("MARK %d", MARKER);
-    return 0;
-}""", "tr_backlog", probes=["syscall:execve"], defines=[f"MARKER=0x{marker}"])
-    mark = f"MARK {int(marker, 16)}"  # once per `env /bin/true` (a path: env execs once)
+    prog, mark = _marking_program("tr_backlog")  # once per `env /bin/true`: env execs once
     try:
         subprocess.run(["env", "/bin/true"], check=True)  # written while nobody reads: it waits
         subprocess.run(["env", "/bin/true"], check=True)
