@@ -133,7 +133,7 @@ def lab_server(tmp_path_factory) -> Iterator[LabServer]:
         _stop(server, process)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # closed after each module: a later Playwright may start
 def browser() -> Iterator[object]:
     try:
         import playwright.sync_api as playwright_api

@@ -3,6 +3,7 @@ shows them (a screenshot by Debian's chromium through Playwright, never drawn by
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import nbformat
@@ -51,7 +52,24 @@ def mark_picture_cells(pages: list[Page],
 
 def take_picture(page: Path, png: Path) -> None:
     """Screenshot the tagged cells of ``page`` (one region, top of the first to bottom of the
-    last) into ``png``."""
+    last) into ``png``. Runs in a thread of its own: Playwright's sync API refuses to start in
+    a thread where one is already running (a caller's browser test, say)."""
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            _screenshot(page, png)
+        except BaseException as error:  # noqa: BLE001 - handed to the caller's thread
+            failure.append(error)
+
+    worker = threading.Thread(target=run, name="site-picture")
+    worker.start()
+    worker.join()
+    if failure:
+        raise failure[0]
+
+
+def _screenshot(page: Path, png: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     png.parent.mkdir(parents=True, exist_ok=True)
