@@ -308,7 +308,7 @@ if [ "$skip_venv" = 0 ]; then
   # gets an editable install.
   if [ "$service" = 1 ]; then editable=(); newer=("$repo/pyproject.toml" "$repo/ebpf_nb")
   else editable=(-e); newer=("$repo/pyproject.toml"); fi
-  if [ ! -f "$stamp" ] || [ -n "$(find "${newer[@]}" -newer "$stamp" -print -quit)" ]; then
+  if [ ! -f "$stamp" ] || [ -n "$(find "${newer[@]}" -newer "$stamp" ! -path '*/__pycache__*' -print -quit)" ]; then
     changed "installing ebpf_nb and its dev tools into $venv"
     "$venv/bin/pip" install -q --upgrade pip >/dev/null
     "$venv/bin/pip" install -q "${editable[@]}" "${repo}[dev]"
@@ -345,6 +345,10 @@ if [ "$service" = 1 ]; then
   # exec_files, ip, ...). It starts the root-owned venv's interpreter isolated (-I: no PYTHON*
   # variables, no user site, neither the current nor the script's directory on sys.path).
   runtime_dir=$(getent passwd "$user" | cut -d: -f6)/.local/share/jupyter/runtime
+  if [ ! -d "$runtime_dir" ]; then
+    runuser -u "$user" -- mkdir -p -m 0700 "$runtime_dir"
+    changed "created $runtime_dir (where Jupyter writes kernel connection files)"
+  fi
   put_file 0755 "$launcher" <<EOF && service_changed=1
 #!/bin/sh
 # ebpf_nb: start a notebook kernel as root (eBPF needs it). Run by JupyterLab through sudo:
