@@ -308,7 +308,7 @@ if [ "$skip_venv" = 0 ]; then
   # gets an editable install.
   if [ "$service" = 1 ]; then editable=(); newer=("$repo/pyproject.toml" "$repo/ebpf_nb")
   else editable=(-e); newer=("$repo/pyproject.toml"); fi
-  if [ ! -f "$stamp" ] || [ -n "$(find "${newer[@]}" -newer "$stamp" ! -path '*/__pycache__*' -print -quit)" ]; then
+  if [ ! -f "$stamp" ] || [ -n "$(find "${newer[@]}" -type f -newer "$stamp" ! -path '*/__pycache__/*' -print -quit)" ]; then
     changed "installing ebpf_nb and its dev tools into $venv"
     "$venv/bin/pip" install -q --upgrade pip >/dev/null
     "$venv/bin/pip" install -q "${editable[@]}" "${repo}[dev]"
