@@ -58,9 +58,11 @@ test-clean-root:
 	$(SUDO) bash tests/cleanroot/run.sh $(if $(FULL),--full)
 
 ## test-vm: vagrant validate + shellcheck, then a real VM under QEMU (TCG): provision.sh inside,
-## the JupyterLab service, kprobe tests, notebooks, a reboot (guest image cached in /var/cache)
+## the JupyterLab service, kprobe tests, notebooks, a reboot (guest image cached in /var/cache);
+## between them, the Vagrant box built from the same image boots and takes Vagrant's key
 .PHONY: test-vm
 test-vm:
 	$(SUDO) bash tests/vm/host_deps.sh
 	$(SUDO) bash tests/vm/tier1.sh
+	$(SUDO) bash tests/vagrant/box_check.sh
 	$(SUDO) bash tests/vm/run.sh
