@@ -66,3 +66,12 @@ test-vm:
 	$(SUDO) bash tests/vm/tier1.sh
 	$(SUDO) bash tests/vagrant/box_check.sh
 	$(SUDO) bash tests/vm/run.sh
+
+## test-vagrant: the real `vagrant up --provider=libvirt` of vagrant/Vagrantfile with a box built
+## from the VM tests' image (libvirtd in its own network namespace, TCG): the URL answers on
+## 127.0.0.1 only, the guest cannot write the host's checkout, kprobes attach, halt/up serve
+## again, destroy leaves nothing
+.PHONY: test-vagrant
+test-vagrant:
+	$(SUDO) bash tests/vm/host_deps.sh
+	$(SUDO) bash tests/vagrant/run.sh

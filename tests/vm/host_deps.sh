@@ -14,6 +14,10 @@ command -v extlinux >/dev/null || need+=(extlinux)
 [ -f /usr/lib/syslinux/mbr/mbr.bin ] || need+=(syslinux-common)
 command -v sfdisk >/dev/null || need+=(fdisk)
 command -v ssh >/dev/null || need+=(openssh-client)
+# test-vagrant: a private libvirtd (the daemon and its QEMU driver, dnsmasq, iptables for NAT)
+command -v libvirtd >/dev/null || need+=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients)
+command -v dnsmasq >/dev/null || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
+command -v iptables >/dev/null || need+=(iptables)
 dpkg-query -W -f='${Status}' vagrant-libvirt 2>/dev/null | grep -q 'ok installed' || need+=(vagrant-libvirt)
 if [ ${#need[@]} -gt 0 ]; then
   echo "[test-vm] installing ${need[*]}"
