@@ -127,7 +127,7 @@ def fentry_supported() -> bool:
             b = BPF(text="KFUNC_PROBE(vfs_read) { return 0; }")
             b.cleanup()
         return True
-    except Exception:
+    except Exception:  # noqa: BLE001 - BCC raises bare Exception: any failure means no fentry
         return False
 
 

@@ -12,12 +12,16 @@ import select
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from . import host
 from .errors import HostError
 from .reading import Trigger, bounded_read, finish_frame
+
+if TYPE_CHECKING:  # typing.Self is 3.11+; the package supports 3.10
+    from typing_extensions import Self
 
 # "   python3-2234    [001] ...21   102.061518: bpf_trace_printk: Hello World!"
 _LINE = re.compile(
@@ -97,7 +101,7 @@ class TracePipe:
             os.close(self.fd)
             self.fd = -1
 
-    def __enter__(self) -> TracePipe:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
