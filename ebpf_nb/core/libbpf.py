@@ -7,7 +7,7 @@ needs anyway) and its C API is small and stable. Only the calls this package use
 
 libbpf reports through a print callback (``libbpf_set_print``). One callback is installed for the
 whole process (its ctypes object is kept in this module, so it is never garbage-collected); every
-message is formatted with the C library's ``vsnprintf`` and kept in ``LOG``, from which
+message is formatted whole with the C library's ``vasprintf`` and kept in ``LOG``, from which
 ``captured_log()`` hands the messages of one operation to the caller. BCC uses the same
 libbpf.so.1 and installs its own callback when it loads some programs, so ``captured_log()``
 puts ours back for its block (and BCC's after it).
@@ -124,24 +124,31 @@ def lib() -> ctypes.CDLL:
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
-_libc.vsnprintf.restype = ctypes.c_int
-_libc.vsnprintf.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p]
+_libc.vasprintf.restype = ctypes.c_int
+_libc.vasprintf.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_void_p, ctypes.c_void_p]
+_libc.free.restype = None
+_libc.free.argtypes = [ctypes.c_void_p]
 
 
-# One message can be a whole verifier log ("-- BEGIN PROG LOAD LOG --" ... "END"): a va_list
-# cannot be formatted twice, so the buffer is made big enough once (shared, hence the lock).
-_MESSAGE_BYTES = 1 << 20
-_message = ctypes.create_string_buffer(_MESSAGE_BYTES)
-_message_lock = threading.Lock()
+def _format(fmt: int | None, args: int | None) -> str:
+    """One printf-style message of any length (a whole verifier log can be many MiB).
+
+    A va_list can be consumed only once, so a fixed buffer cannot be retried when too small:
+    ``vasprintf`` allocates what the message needs in its one pass."""
+    out = ctypes.c_void_p()
+    length = _libc.vasprintf(ctypes.byref(out), fmt, args)
+    if length < 0 or not out.value:
+        return ""
+    try:
+        return ctypes.string_at(out.value, length).decode(errors="replace")
+    finally:
+        _libc.free(out)
 
 
 def _print(level: int, fmt: int | None, args: int | None) -> int:
     global _dropped
     try:
-        with _message_lock:
-            _libc.vsnprintf(_message, _MESSAGE_BYTES, fmt, args)
-            text = _message.value.decode(errors="replace")
-        LOG.append((level, text))
+        LOG.append((level, _format(fmt, args)))
         if len(LOG) > _LOG_LIMIT:
             del LOG[: _LOG_LIMIT // 2]
             _dropped += _LOG_LIMIT // 2
