@@ -136,6 +136,11 @@ def read_map(fd: int, *, chunk: int | None = None) -> RawMap:
                   batched=batched)
 
 
+# Entries that churn while a hash map is read can keep a bucket larger than the room left; each
+# ENOSPC doubles the room asked for (and the buffers when needed), this many times at the most.
+MAX_ENOSPC_RETRIES = 8
+
+
 def _read_batched(fd: int, info: MapInfo, vsize: int, chunk: int) -> tuple[np.ndarray, np.ndarray]:
     capacity = max(info.max_entries, 1)
     keys = np.empty((capacity, info.key_size), dtype=np.uint8)
@@ -144,18 +149,26 @@ def _read_batched(fd: int, info: MapInfo, vsize: int, chunk: int) -> tuple[np.nd
     token = np.zeros(max(info.key_size, 8), dtype=np.uint8)
     opts = BpfMapBatchOpts(sz=ct.sizeof(BpfMapBatchOpts))
     fn = lib().bpf_map_lookup_batch
-    total, first = 0, True
+    total, first, retries = 0, True, 0
     count = ct.c_uint32()
     while True:
         if total == len(keys):  # more entries than max_entries said: grow and go on
-            keys = np.concatenate([keys, np.empty_like(keys)])
-            values = np.concatenate([values, np.empty_like(values)])
-        count.value = min(chunk, len(keys) - total)
+            keys, values = _grown(keys), _grown(values)
+        asked = count.value = min(chunk, len(keys) - total)
         ret = fn(fd, None if first else _ptr(token), _ptr(token),
                  _ptr(keys, total * info.key_size), _ptr(values, total * vsize),
                  ct.byref(count), ct.byref(opts))
         if ret < 0 and -ret == errno.ENOSPC and count.value == 0:
-            chunk *= 2  # a hash bucket larger than the chunk: ask again with room for it
+            # A hash bucket larger than the room asked for: ask again with twice the room.
+            retries += 1
+            if retries > MAX_ENOSPC_RETRIES:
+                raise OSError(errno.ENOSPC, f"BPF_MAP_LOOKUP_BATCH on map {info.name!r}: a hash "
+                              f"bucket did not fit in room for {asked} entries "
+                              f"after {MAX_ENOSPC_RETRIES} doublings (entries are added "
+                              "faster than they can be read): read it again")
+            if chunk >= len(keys) - total:
+                keys, values = _grown(keys), _grown(values)
+            chunk *= 2
             continue
         total += count.value
         first = False
@@ -164,6 +177,11 @@ def _read_batched(fd: int, info: MapInfo, vsize: int, chunk: int) -> tuple[np.nd
                 break
             check(ret, f"BPF_MAP_LOOKUP_BATCH on map {info.name!r}")
     return keys[:total], values[:total]
+
+
+def _grown(rows: np.ndarray) -> np.ndarray:
+    """``rows`` with as many again appended (uninitialised: the kernel fills them)."""
+    return np.concatenate([rows, np.empty_like(rows)])
 
 
 def _read_by_key(fd: int, info: MapInfo, vsize: int) -> tuple[np.ndarray, np.ndarray]:
