@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import UsageError
 from .cpus import possible_cpus
 from .libbpf import ENOTSUPP, BpfMapBatchOpts, BpfMapInfo, check, lib
 
@@ -250,30 +251,63 @@ def prog_id_of_fd(fd: int) -> int:
     return int(info[1])
 
 
+def _require_size(info: MapInfo, what: str, got: int, want: int) -> None:
+    """A buffer of the wrong size would let the kernel read or write past it: refuse it."""
+    if got != want:
+        per_cpu = (f" ({len(possible_cpus())} CPUs x {_round8(info.value_size)}-byte slots)"
+                   if what == "value" and info.percpu else "")
+        raise UsageError(f"map {info.name!r}: the {what} is {got} bytes, the map's {what}s are "
+                         f"{want} bytes{per_cpu}", hint=f"pass exactly {want} bytes")
+
+
+def _require_rows(info: MapInfo, what: str, rows: np.ndarray, want: int) -> None:
+    if rows.nbytes != len(rows) * want:
+        raise UsageError(f"map {info.name!r}: {len(rows)} {what}s of {rows.nbytes} bytes in all, "
+                         f"the map's {what}s are {want} bytes each",
+                         hint=f"pass one row of exactly {want} bytes per entry")
+
+
 def lookup(fd: int, key: bytes, value_size: int | None = None) -> bytes | None:
-    """The value stored under ``key`` (raw bytes), or ``None`` if there is none."""
-    if value_size is None:
-        value_size = value_size_total(map_info(fd))
-    value = ct.create_string_buffer(max(value_size, 1))
+    """The value stored under ``key`` (raw bytes), or ``None`` if there is none.
+
+    ``key`` must be the map's key size; ``value_size``, if given, its value size (per-CPU maps:
+    every CPU's slot), else :class:`~ebpf_nb.errors.UsageError`."""
+    info = map_info(fd)
+    _require_size(info, "key", len(key), info.key_size)
+    want = value_size_total(info)
+    if value_size is not None:
+        _require_size(info, "value", value_size, want)
+    value = ct.create_string_buffer(max(want, 1))
     ret = lib().bpf_map_lookup_elem(fd, key, value)
     if ret < 0:
         if -ret == errno.ENOENT:
             return None
         check(ret, "BPF_MAP_LOOKUP_ELEM")
-    return value.raw[:value_size]
+    return value.raw[:want]
 
 
 def update(fd: int, key: bytes, value: bytes, flags: int = 0) -> None:
-    """Store ``value`` under ``key`` (``flags``: 0 any, 1 BPF_NOEXIST, 2 BPF_EXIST)."""
+    """Store ``value`` under ``key`` (``flags``: 0 any, 1 BPF_NOEXIST, 2 BPF_EXIST).
+
+    Both must be exactly the map's sizes (per-CPU maps: every CPU's slot)."""
+    info = map_info(fd)
+    _require_size(info, "key", len(key), info.key_size)
+    _require_size(info, "value", len(value), value_size_total(info))
     check(lib().bpf_map_update_elem(fd, key, value, flags), "BPF_MAP_UPDATE_ELEM")
 
 
 def update_batch(fd: int, keys: np.ndarray, values: np.ndarray) -> int:
-    """Store many entries at once (``BPF_MAP_UPDATE_BATCH``); returns how many were stored."""
+    """Store many entries at once (``BPF_MAP_UPDATE_BATCH``); returns how many were stored.
+
+    Row ``i`` of ``keys`` and of ``values`` is one entry, of exactly the map's sizes."""
     keys = np.ascontiguousarray(keys)
     values = np.ascontiguousarray(values)
     if len(keys) != len(values):
-        raise ValueError("keys and values must have the same number of rows")
+        raise UsageError(f"update_batch: {len(keys)} keys but {len(values)} values",
+                         hint="pass one value row per key row")
+    info = map_info(fd)
+    _require_rows(info, "key", keys, info.key_size)
+    _require_rows(info, "value", values, value_size_total(info))
     count = ct.c_uint32(len(keys))
     opts = BpfMapBatchOpts(sz=ct.sizeof(BpfMapBatchOpts))
     check(lib().bpf_map_update_batch(fd, _ptr(keys), _ptr(values), ct.byref(count),
@@ -282,7 +316,9 @@ def update_batch(fd: int, keys: np.ndarray, values: np.ndarray) -> int:
 
 
 def delete(fd: int, key: bytes) -> bool:
-    """Delete ``key``; ``False`` if it was not there."""
+    """Delete ``key`` (exactly the map's key size); ``False`` if it was not there."""
+    info = map_info(fd)
+    _require_size(info, "key", len(key), info.key_size)
     ret = lib().bpf_map_delete_elem(fd, key)
     if ret < 0:
         if -ret == errno.ENOENT:
