@@ -29,6 +29,7 @@ import time
 
 import numpy as np
 
+from .claims import ReaderClaim
 from .cpus import online_cpus
 from .maps import delete, map_info, update
 from .records import BULK_MIN, check_out, group_rows, payload_rows, put_row
@@ -139,12 +140,14 @@ class PerfBufferReader:
         if info.map_type != PERF_EVENT_ARRAY_TYPE:
             raise ValueError(f"map {info.name!r} is a {info.type_name}, not a perf_event_array")
         self.name = info.name
-        self._map_fd = os.dup(map_fd)
-        self._epoll = select.epoll()
         self._rings: list[_Ring] = []
+        self._map_fd = -1
+        self._claim = ReaderClaim(info, "perf")  # one reader per map (see .claims)
         self.lost = 0
         self.received = 0
         try:
+            self._map_fd = os.dup(map_fd)
+            self._epoll = select.epoll()
             for cpu in online_cpus():
                 if cpu >= info.max_entries:
                     continue
@@ -293,7 +296,8 @@ class PerfBufferReader:
         return out, pos
 
     def close(self) -> None:
-        """Remove the map entries, disable and close the events, unmap; safe to call twice."""
+        """Remove the map entries, disable and close the events, unmap, and let another reader
+        open the map; safe to call twice."""
         rings, self._rings = self._rings, []
         for ring in rings:
             try:
@@ -306,9 +310,12 @@ class PerfBufferReader:
                 pass
             ring.close()
         if self._map_fd >= 0:
-            self._epoll.close()
+            if hasattr(self, "_epoll"):
+                self._epoll.close()
             os.close(self._map_fd)
             self._map_fd = -1
+        if hasattr(self, "_claim"):
+            self._claim.release()
 
     def __enter__(self) -> PerfBufferReader:  # noqa: PYI034
         return self

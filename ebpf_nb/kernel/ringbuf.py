@@ -27,6 +27,7 @@ import struct
 
 import numpy as np
 
+from .claims import ReaderClaim
 from .maps import map_info
 from .records import BULK_MAX, BULK_MIN, check_out, group_rows, payload_rows, put_row
 
@@ -52,18 +53,24 @@ class RingBufferReader:
         self.name = info.name
         self.size = info.max_entries  # data area size, a power of two
         self._mask = self.size - 1
-        self._fd = os.dup(fd)
-        page = mmap.PAGESIZE
-        self._consumer_map = mmap.mmap(self._fd, page, mmap.MAP_SHARED,
-                                       mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
-        self._producer_map = mmap.mmap(self._fd, page + 2 * self.size, mmap.MAP_SHARED,
-                                       mmap.PROT_READ, offset=page)
-        self._consumer = np.frombuffer(self._consumer_map, dtype=np.uint64, count=1)
-        self._producer = np.frombuffer(self._producer_map, dtype=np.uint64, count=1)
-        self._data = np.frombuffer(self._producer_map, dtype=np.uint8, offset=page)
-        self._epoll = select.epoll()
-        self._epoll.register(self._fd, select.EPOLLIN)
+        self._fd = -1
+        self._claim = ReaderClaim(info, "ring")  # one reader per map (see .claims)
         self.received = 0
+        try:
+            self._fd = os.dup(fd)
+            page = mmap.PAGESIZE
+            self._consumer_map = mmap.mmap(self._fd, page, mmap.MAP_SHARED,
+                                           mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
+            self._producer_map = mmap.mmap(self._fd, page + 2 * self.size, mmap.MAP_SHARED,
+                                           mmap.PROT_READ, offset=page)
+            self._consumer = np.frombuffer(self._consumer_map, dtype=np.uint64, count=1)
+            self._producer = np.frombuffer(self._producer_map, dtype=np.uint64, count=1)
+            self._data = np.frombuffer(self._producer_map, dtype=np.uint8, offset=page)
+            self._epoll = select.epoll()
+            self._epoll.register(self._fd, select.EPOLLIN)
+        except BaseException:
+            self.close()
+            raise
 
     # --- waiting -------------------------------------------------------------------------
     def pending(self) -> int:
@@ -155,15 +162,17 @@ class RingBufferReader:
         return chunks
 
     def close(self) -> None:
-        """Unmap and close; safe to call twice."""
-        if self._fd < 0:
-            return
-        self._epoll.close()
-        del self._consumer, self._producer, self._data
-        self._consumer_map.close()
-        self._producer_map.close()
-        os.close(self._fd)
-        self._fd = -1
+        """Unmap and close, and let another reader open the map; safe to call twice."""
+        if getattr(self, "_fd", -1) >= 0:
+            for view in ("_consumer", "_producer", "_data"):  # a map with views cannot close
+                self.__dict__.pop(view, None)
+            for name in ("_epoll", "_consumer_map", "_producer_map"):
+                if name in self.__dict__:
+                    self.__dict__[name].close()
+            os.close(self._fd)
+            self._fd = -1
+        if hasattr(self, "_claim"):
+            self._claim.release()
 
     def fileno(self) -> int:
         return self._fd
