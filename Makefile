@@ -57,21 +57,25 @@ clean:
 test-clean-root:
 	$(SUDO) bash tests/cleanroot/run.sh $(if $(FULL),--full)
 
-## test-vm: vagrant validate + shellcheck, then a real VM under QEMU (TCG): provision.sh inside,
-## the JupyterLab service, kprobe tests, notebooks, a reboot (guest image cached in /var/cache);
-## between them, the Vagrant box built from the same image boots and takes Vagrant's key
-.PHONY: test-vm
-test-vm:
+## test-vm: vagrant validate + shellcheck, then the real `vagrant up --provider=libvirt` of
+## vagrant/Vagrantfile (libvirtd in its own network namespace, QEMU TCG) on a Debian 12 box built
+## from the VM tests' cached image; in the guest (tests/vm/guest_checks.sh): provisioning refusals
+## and a re-run that changes nothing, the service as "student", the launcher's refusals, kprobe
+## tests, every tutorial, lab solution and student lab through the launcher; the adversarial
+## class graded in the disposable VM booted from the halted guest's disk; halt/up serve again;
+## destroy leaves nothing. test-vagrant: the same without tier 1
+.PHONY: test-vm test-vagrant test-vm-bare
+test-vm: setup
 	$(SUDO) bash tests/vm/host_deps.sh
 	$(SUDO) bash tests/vm/tier1.sh
-	$(SUDO) bash tests/vagrant/box_check.sh
-	$(SUDO) bash tests/vm/run.sh
+	$(SUDO) bash tests/vagrant/run.sh
 
-## test-vagrant: the real `vagrant up --provider=libvirt` of vagrant/Vagrantfile with a box built
-## from the VM tests' image (libvirtd in its own network namespace, TCG): the URL answers on
-## 127.0.0.1 only, the guest cannot write the host's checkout, kprobes attach, halt/up serve
-## again, destroy leaves nothing
-.PHONY: test-vagrant
-test-vagrant:
+test-vagrant: setup
 	$(SUDO) bash tests/vm/host_deps.sh
 	$(SUDO) bash tests/vagrant/run.sh
+
+## test-vm-bare (slow extra, not in CI, ~25 min): provision.sh on a bare Debian image (no Vagrant,
+## no vagrant account) booted by QEMU directly, the same guest checks, a reboot
+test-vm-bare:
+	$(SUDO) bash tests/vm/host_deps.sh
+	$(SUDO) bash tests/vm/run.sh

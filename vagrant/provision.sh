@@ -4,7 +4,8 @@
 # second run changes nothing and succeeds.
 #
 #   provision.sh [--repo DIR] [--venv DIR] [--skip-venv] [--test-tools] [--no-btf]
-#                [--vm] [--service] [--user USER] [--ip ADDR] [--port PORT] [--url-port PORT]
+#                [--vm] [--service] [--user USER] [--create-user] [--workdir DIR]
+#                [--ip ADDR] [--port PORT] [--url-port PORT]
 #
 # Always: installs BCC, clang/LLVM, libbpf, bpftool and kernel headers, mounts tracefs/debugfs/bpffs
 # when missing, and creates the venv (default DIR/.venv, with the system site-packages, where BCC's
@@ -15,6 +16,11 @@
 #               kernel runs as root, through one sudo rule (see docs/vm.md); `ebpf-nb-url` prints
 #               the URL with its token (PORT as seen from the host: --url-port, default PORT)
 #   --user      the account running JupyterLab (default: $SUDO_USER, else vagrant)
+#   --create-user  create USER when missing: a plain account, no password, no sudo (the VM's
+#               "student"); its only root right is the kernel launcher
+#   --workdir   the folder JupyterLab serves (default: the repository): created for USER, the
+#               tutorials and student labs copied in when missing, never overwritten (the
+#               repository itself stays read-only to USER)
 #   --test-tools also what the test suite needs beyond the kit (`make test`): Debian's chromium,
 #               driven by Playwright for the browser test
 #   --no-btf    go on although the kernel has no BTF (CO-RE cells and tutorial 06 will not work)
@@ -32,6 +38,8 @@ no_btf=0
 vm=0
 service=0
 user=${SUDO_USER:-}
+create_user=0
+workdir=
 ip=127.0.0.1
 port=8888
 url_port=
@@ -45,10 +53,12 @@ while [ $# -gt 0 ]; do
     --vm) vm=1; service=1; shift ;;
     --service) service=1; shift ;;
     --user) user=${2:?--user needs an account name}; shift 2 ;;
+    --create-user) create_user=1; shift ;;
+    --workdir) workdir=${2:?--workdir needs a directory}; shift 2 ;;
     --ip) ip=${2:?--ip needs an address}; shift 2 ;;
     --port) port=${2:?--port needs a number}; shift 2 ;;
     --url-port) url_port=${2:?--url-port needs a number}; shift 2 ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
     *) echo "provision.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -96,8 +106,10 @@ if [ "$service" = 1 ]; then
   [ -d /run/systemd/system ] || die "--service needs systemd as the init system"
   [ -n "$user" ] || { id -u vagrant >/dev/null 2>&1 && user=vagrant; } || true
   [ -n "$user" ] || die "--service needs --user USER: the account that runs JupyterLab"
-  id -u "$user" >/dev/null 2>&1 || die "--user $user: no such account"
-  [ "$(id -u "$user")" -ne 0 ] || die "--user must not be root: JupyterLab runs unprivileged, only its kernel gets eBPF rights"
+  case "$user" in [a-z_]*[!a-z0-9_-]*|[!a-z_]*) die "--user $user: not a plain account name (a-z, 0-9, _ and -)" ;; esac
+  id -u "$user" >/dev/null 2>&1 || [ "$create_user" = 1 ] || die "--user $user: no such account (add --create-user to create it)"
+  case "$workdir" in ''|/*) ;; *) die "--workdir must be an absolute path" ;; esac
+  ! id -u "$user" >/dev/null 2>&1 || [ "$(id -u "$user")" -ne 0 ] || die "--user must not be root: JupyterLab runs unprivileged, only its kernel gets eBPF rights"
   case "$port$url_port" in *[!0-9]*) die "--port and --url-port take numbers" ;; esac
 fi
 
@@ -333,7 +345,30 @@ put_file() { # mode path < content: (re)writes the file only when its content or
 
 if [ "$service" = 1 ]; then
   step "installing the JupyterLab service" "read the error above; journalctl -u ebpf-nb-lab"
+  if ! id -u "$user" >/dev/null 2>&1; then
+    # A plain account: no password (nobody logs in as it), no sudo group, a private home.
+    useradd --create-home --shell /bin/bash --comment "ebpf_nb JupyterLab" "$user"
+    chmod 0700 "$(getent passwd "$user" | cut -d: -f6)"
+    changed "created the account $user (no password, no sudo)"
+  fi
   group=$(id -gn "$user")
+  # The folder JupyterLab serves: the student's copies of the tutorials and labs, theirs to edit.
+  # A file already there is the student's work: it is never overwritten.
+  if [ -n "$workdir" ]; then
+    if [ ! -d "$workdir" ]; then
+      install -d -m 0755 -o "$user" -g "$group" "$workdir"
+      changed "created $workdir (the folder JupyterLab serves)"
+    fi
+    while IFS= read -r -d '' file; do
+      relative=${file#"$repo"/}
+      if [ ! -e "$workdir/$relative" ]; then
+        runuser -u "$user" -- install -D -m 0644 "$file" "$workdir/$relative"
+        changed "copied $relative into $workdir"
+      fi
+    done < <(find "$repo/notebooks" "$repo/labs" -type f \( -path "$repo/notebooks/*.ipynb" \
+               -o -name lab.ipynb -o -path "$repo/labs/README.md" \) -print0 | sort -z)
+  fi
+  serve_dir=${workdir:-$repo}
   launcher=/usr/local/libexec/ebpf-nb-kernel
   kernels=/usr/local/share/ebpf_nb/jupyter/kernels
   unit=/etc/systemd/system/ebpf-nb-lab.service
@@ -411,14 +446,17 @@ Wants=network-online.target
 After=network-online.target sys-kernel-tracing.mount sys-fs-bpf.mount
 # A synced folder (Vagrant's /vagrant) may be mounted after boot: retry until it is there.
 StartLimitIntervalSec=0
+# Not on a grading run (a jobs disk attached, see ebpf-nb-grade.service).
+ConditionPathExists=!/dev/disk/by-id/virtio-ebpfnb-job
 
 [Service]
 User=$user
 Group=$group
-WorkingDirectory=$repo
+WorkingDirectory=$serve_dir
 EnvironmentFile=/etc/ebpf_nb/lab.env
 Environment=JUPYTER_PATH=${kernels%/kernels}
 ExecStartPre=/usr/bin/test -f $repo/pyproject.toml
+ExecStartPre=/usr/bin/test -d $serve_dir/notebooks
 ExecStart=$venv/bin/python -m ebpf_nb.cli lab --ip $ip --port $port --no-browser
 Restart=on-failure
 RestartSec=5
@@ -427,6 +465,34 @@ RestartSec=5
 WantedBy=multi-user.target
 EOF
 
+  # The grading VM (ebpf_nb/labs/vm.py, docs/grading.md): a copy of this machine's disk booted
+  # with a jobs disk attached (serial ebpfnb-job) grades those jobs and powers off. The unit is
+  # started only by that disk's arrival; on every other boot it does nothing.
+  job_device=/dev/disk/by-id/virtio-ebpfnb-job
+  job_unit=$(systemd-escape --path "$job_device").device
+  put_file 0644 /etc/systemd/system/ebpf-nb-grade.service <<EOF || true
+# Written by ebpf_nb's vagrant/provision.sh: grading in a disposable VM (docs/grading.md)
+[Unit]
+Description=ebpf_nb: grade the jobs on the attached disk, then power off
+After=local-fs.target sys-kernel-tracing.mount sys-fs-bpf.mount $job_unit
+BindsTo=$job_unit
+
+[Service]
+Type=oneshot
+ExecStart=$venv/bin/python -I -m ebpf_nb.labs.vm_job $job_device /dev/disk/by-id/virtio-ebpfnb-out
+ExecStopPost=/bin/systemctl poweroff --no-block
+StandardOutput=journal+console
+
+[Install]
+WantedBy=$job_unit
+EOF
+  if [ ! -e "/etc/systemd/system/$job_unit.wants/ebpf-nb-grade.service" ]; then
+    systemctl daemon-reload
+    systemctl enable --quiet ebpf-nb-grade.service
+    changed "enabled ebpf-nb-grade.service (grading, when a jobs disk is attached)"
+  fi
+
+  case "$ip" in 0.0.0.0|::) probe_ip=127.0.0.1 ;; *) probe_ip=$ip ;; esac
   put_file 0755 /usr/local/bin/ebpf-nb-url <<EOF || true
 #!/bin/sh
 # Print the URL (with its token) of the ebpf_nb JupyterLab, as opened from the host.
@@ -435,9 +501,9 @@ set -eu
 wait=0
 [ "\${1:-}" = --wait ] && wait=\${2:-60}
 token=\$(sed -n 's/^EBPF_NB_TOKEN=//p' /etc/ebpf_nb/lab.env 2>/dev/null) || true
-[ -n "\$token" ] || { echo "ebpf-nb-url: cannot read the token in /etc/ebpf_nb/lab.env (run as $user or root)" >&2; exit 1; }
+[ -n "\$token" ] || { echo "ebpf-nb-url: cannot read the token in /etc/ebpf_nb/lab.env (run it as $user or with sudo)" >&2; exit 1; }
 i=0
-until $venv/bin/python -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)" "http://127.0.0.1:$port/api/status?token=\$token" 2>/dev/null; do
+until $venv/bin/python -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)" "http://$probe_ip:$port/api/status?token=\$token" 2>/dev/null; do
   i=\$((i + 1))
   if [ "\$i" -gt "\$wait" ]; then
     echo "ebpf-nb-url: JupyterLab does not answer on port $port: systemctl status ebpf-nb-lab; journalctl -u ebpf-nb-lab" >&2

@@ -2,10 +2,13 @@
 # Run by tests/vagrant/run.sh inside its network and mount namespaces: a private libvirtd, then
 # `vagrant up` of the checkout's Vagrantfile and the checks, then `vagrant destroy`.
 #
-#   inside_netns.sh RUN_DIR BOX REPO
+#   inside_netns.sh RUN_DIR BOX REPO CHECKOUT
+#
+# REPO: the copy of the checkout that the VM gets; CHECKOUT: the checkout itself, whose venv
+# (make setup) runs the host side of the grading VM.
 # shellcheck disable=SC2016  # the checks' commands are expanded by the shells that run them
 set -euo pipefail
-run=$1 box=$2 repo=$3
+run=$1 box=$2 repo=$3 checkout=$4
 log() { printf '\033[1m[test-vagrant]\033[0m %s\n' "$*"; }
 failures=0
 check() { # what command...
@@ -43,7 +46,7 @@ export VAGRANT_HOME=$run/vagrant.d VAGRANT_DEFAULT_PROVIDER=libvirt VAGRANT_CHEC
 export EBPF_NB_LIBVIRT_DRIVER=qemu
 vagrant box add -f --name debian/bookworm64 "$box"
 cd "$repo/vagrant"
-hide_token() { sed 's/token=[0-9a-f]*/token=(hidden)/g'; }
+hide_token() { sed -u 's/token=[0-9a-f]*/token=(hidden)/g'; }
 in_guest() { vagrant ssh -c "$1" 2>/dev/null | tr -d '\r'; }
 up() { # label: vagrant up, its log kept in the run directory
   local t=$SECONDS
@@ -55,7 +58,7 @@ up() { # label: vagrant up, its log kept in the run directory
 }
 serving() { # label: the URL the guest prints answers here, through the forward, with its token only
   local url
-  url=$(in_guest 'ebpf-nb-url --wait 300' | tail -n 1)
+  url=$(in_guest 'sudo ebpf-nb-url --wait 300' | tail -n 1)
   log "$1: URL ${url%%token=*}token=(hidden)"
   check "$1: the URL points at this host's 127.0.0.1:8888" grep -q '^http://127.0.0.1:8888/lab/tree/notebooks/00_setup.ipynb?token=' <<<"$url"
   # The token reaches python through the environment, never a command line.
@@ -73,21 +76,40 @@ except urllib.error.HTTPError as error:
     "ss -Hltn 'sport = :8888' | awk '{print \$4}' | grep -qx '127.0.0.1:8888' && ! ss -Hltn 'sport = :8888' | awk '{print \$4}' | grep -vqx '127.0.0.1:8888'"
 }
 
+guest_checks() { # what: tests/vm/guest_checks.sh WHAT in the guest, as root; its output here
+  local t=$SECONDS rc
+  if vagrant ssh -c "sudo bash /vagrant/tests/vm/guest_checks.sh $1" 2>&1 | tr -d '\r' | hide_token; then rc=0; else rc=$?; fi
+  if [ "$rc" = 0 ]; then log "ok: in the guest: $1 ($((SECONDS - t)) s)"
+  else log "FAIL: in the guest: $1 (exit $rc, after $((SECONDS - t)) s)"; failures=$((failures + 1)); fi
+}
+
 up first || true
 serving "after the first up"
-check "JupyterLab in the guest runs unprivileged" sh -c \
-  "[ \"\$(vagrant ssh -c 'ps -o user= -p \$(systemctl show -p MainPID --value ebpf-nb-lab)' 2>/dev/null | tr -d '\r ')\" != root ]"
-check "the guest has no copy of .git" sh -c "vagrant ssh -c 'test ! -e /vagrant/.git' >/dev/null 2>&1"
+
+# Provisioning again through Vagrant changes nothing: no package, account, file or service.
+before=$(in_guest 'sudo bash /vagrant/tests/vm/guest_checks.sh state')
+t=$SECONDS
+out=$(vagrant provision --provision-with ebpf_nb 2>&1 | tr -d '\r') || true
+log "vagrant provision took $((SECONDS - t)) s"; tail -n 3 <<<"$out"
+check "vagrant provision again: nothing to change" grep -q "nothing to change" <<<"$out"
+check "vagrant provision again: packages, accounts, files and service as they were" \
+  test "$before" = "$(in_guest 'sudo bash /vagrant/tests/vm/guest_checks.sh state')"
+
+for what in refusals service kprobes notebooks; do guest_checks "$what"; done
+# A debugging aid: EBPF_NB_VAGRANT_HOLD=1 stops here, the VM up, until $run/continue exists
+# (enter this run's namespaces with nsenter -t PID -m -n, PID as logged; VAGRANT_HOME as below).
+if [ -n "${EBPF_NB_VAGRANT_HOLD:-}" ]; then
+  log "holding: pid $$, VAGRANT_HOME=$VAGRANT_HOME, cd $repo/vagrant; touch $run/continue to go on"
+  while [ ! -e "$run/continue" ]; do sleep 5; done
+fi
+
+# Root in the guest changes its own copy; the host's checkout is untouched.
 before=$(sha256sum Vagrantfile provision.sh)
 in_guest 'sudo sh -c "echo \"# written in the guest\" >> /vagrant/vagrant/Vagrantfile; rm -f /vagrant/vagrant/provision.sh"' >/dev/null || true
-check "root in the guest cannot change the host's Vagrantfile or provision.sh" test "$before" = "$(sha256sum Vagrantfile provision.sh)"
-out=$(in_guest 'sudo /opt/ebpf_nb/venv/bin/python -c "
-from bcc import BPF
-b = BPF(text=\"int hello(void *ctx) { bpf_trace_printk(\\\"hello\\\\n\\\"); return 0; }\")
-b.attach_kprobe(event=b.get_syscall_fnname(\"clone\"), fn_name=\"hello\")
-print(\"attached\", b.num_open_kprobes())"')
-echo "$out"
-check "the book's kprobe hello world attaches in the guest (kprobes exist there)" grep -qx "attached 1" <<<"$out"
+check "root in the guest changed its copy (the Vagrantfile written, provision.sh removed)" sh -c \
+  "[ \"\$(vagrant ssh -c 'tail -n 1 /vagrant/vagrant/Vagrantfile; test -e /vagrant/vagrant/provision.sh || echo gone' 2>/dev/null | tr -d '\r')\" = '# written in the guest
+gone' ]"
+check "... and the host's Vagrantfile and provision.sh are unchanged" test "$before" = "$(sha256sum Vagrantfile provision.sh)"
 
 t=$SECONDS
 if vagrant halt >"$run/halt.log" 2>&1; then
@@ -95,7 +117,20 @@ if vagrant halt >"$run/halt.log" 2>&1; then
 else
   cat "$run/halt.log"; log "FAIL: vagrant halt"; failures=$((failures + 1))
 fi
-up second && serving "after vagrant halt and up"
+# The disposable grading VM, booted by the host's own kit from the halted guest's disk (no
+# network, every write to a throw-away overlay): the adversarial class of the host tests.
+disk=$(virsh -q domblklist "$(virsh -q list --all --name | head -n 1)" | awk '$1 == "vda" {print $2}')
+log "grading VM image: $disk"
+t=$SECONDS
+check "the adversarial class graded in the disposable VM (tests/vm/grader)" \
+  env -C "$checkout" EBPF_NB_GRADER_IMAGE="$disk" EBPF_NB_GRADER_ACCEL=tcg \
+  "$checkout/.venv/bin/python" -m pytest -p no:cacheprovider -v tests/vm/grader
+log "grading in the VM took $((SECONDS - t)) s"
+
+if up second; then
+  serving "after vagrant halt and up"
+  guest_checks rebooted
+fi
 
 t=$SECONDS
 vagrant destroy -f >"$run/destroy.log" 2>&1 || { cat "$run/destroy.log"; failures=$((failures + 1)); }

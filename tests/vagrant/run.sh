@@ -20,6 +20,7 @@ for tool in libvirtd virtlogd virsh iptables vagrant; do
   command -v "$tool" >/dev/null || die "$tool missing: run tests/vm/host_deps.sh"
 done
 
+[ -x "$repo/.venv/bin/python" ] || die "no $repo/.venv: run make setup first (the grading VM test uses it)"
 # libvirt's QEMU driver resolves its default account at start (libvirt-daemon-system creates it).
 getent passwd libvirt-qemu >/dev/null || useradd --system --no-create-home --shell /usr/sbin/nologin libvirt-qemu
 box=$(bash "$here/build_box.sh" "${EBPF_NB_VM_CACHE:-/var/cache/ebpf_nb-vm}" | tail -n 1)
@@ -63,4 +64,4 @@ iptables -A FORWARD -o "$host_if" -j ACCEPT
 mkdir -p "$run/repo"
 (cd "$repo" && git ls-files -co --exclude-standard -z) | tar -C "$repo" --null -T - -cf - | tar -C "$run/repo" -xf -
 ip netns exec "$ns" unshare --mount --propagation private \
-  bash "$here/inside_netns.sh" "$run" "$box" "$run/repo"
+  bash "$here/inside_netns.sh" "$run" "$box" "$run/repo" "$repo"

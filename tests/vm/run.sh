@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Tier 2 of the VM tests (`make test-vm`): boot a real Debian guest under QEMU's TCG (this host's
+# The bare-image VM test (`make test-vm-bare`, a slow extra): boot a real Debian guest under QEMU's TCG (this host's
 # /dev/kvm cannot boot a stock kernel), run vagrant/provision.sh inside it, then the kernel tests
 # this host cannot run (kprobes), reboot, and check what must survive a reboot.
 #

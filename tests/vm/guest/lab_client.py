@@ -1,9 +1,10 @@
 """Run code in a kernel started by a running JupyterLab, over its REST and websocket API, the
 way the browser does: POST /api/kernels, execute on /api/kernels/ID/channels, DELETE the kernel.
 
-    python lab_client.py --port 8888 --token TOKEN --code 'import os; print(os.geteuid())'
+    python lab_client.py --port 8888 --code 'import os; print(os.geteuid())'
 
-Prints the kernel's stdout; exits 1 on an error reply, 2 when the kernel never answers."""
+The token is read from the service's /etc/ebpf_nb/lab.env (root or the service's account), never
+taken on the command line. Prints the kernel's stdout; exits 1 on an error reply, 2 when the kernel never answers."""
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,16 @@ def message(code: str, session: str) -> dict:
                         "user_expressions": {}, "allow_stdin": False, "stop_on_error": True}}
 
 
-async def run(port: int, token: str, code: str, timeout: float) -> tuple[str, str]:
-    base = f"127.0.0.1:{port}"
+def service_token(path: str = "/etc/ebpf_nb/lab.env") -> str:
+    with open(path) as env:
+        for line in env:
+            if line.startswith("EBPF_NB_TOKEN="):
+                return line.strip().split("=", 1)[1]
+    raise SystemExit(f"lab_client: no EBPF_NB_TOKEN in {path}")
+
+
+async def run(host: str, port: int, token: str, code: str, timeout: float) -> tuple[str, str]:
+    base = f"{host}:{port}"
     auth = {"Authorization": f"token {token}"}
     http = AsyncHTTPClient()
     reply = await http.fetch(HTTPRequest(f"http://{base}/api/kernels", method="POST",
@@ -70,12 +79,12 @@ async def run(port: int, token: str, code: str, timeout: float) -> tuple[str, st
 def main() -> int:
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args.add_argument("--port", type=int, default=8888)
-    args.add_argument("--token", required=True)
+    args.add_argument("--host", default="127.0.0.1", help="the address JupyterLab listens on")
     args.add_argument("--code", required=True)
     args.add_argument("--timeout", type=float, default=300)
     ns = args.parse_args()
     try:
-        out, status = asyncio.run(run(ns.port, ns.token, ns.code, ns.timeout))
+        out, status = asyncio.run(run(ns.host, ns.port, service_token(), ns.code, ns.timeout))
     except asyncio.TimeoutError:
         out, status = "", "timeout"
     sys.stdout.write(out)
