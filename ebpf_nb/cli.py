@@ -135,8 +135,8 @@ def cmd_labs_build(args: argparse.Namespace) -> int:
 HOST_GRADING_WARNING = """\
 WARNING: grading on THIS machine, as {user}. No student Python is run, but each student's
 C is compiled and loaded into this kernel with full BPF rights: a hostile program can read
-kernel memory, write into running processes or exhaust kernel memory. Grade on a throwaway
-VM (see docs/grading.md); the disposable-VM grader is not built yet."""
+kernel memory, write into running processes or exhaust kernel memory. Grade in the disposable
+VM instead (--vm IMAGE, see docs/grading.md)."""
 
 
 def cmd_labs_grade(args: argparse.Namespace) -> int:
@@ -145,15 +145,27 @@ def cmd_labs_grade(args: argparse.Namespace) -> int:
     if not directory.is_dir():
         print(f"ebpf-nb labs grade: {directory} is not a folder", file=sys.stderr)
         return 2
-    if not args.on_host:
-        print("ebpf-nb labs grade: the disposable-VM grader is not built yet; to grade on this "
-              "machine pass --on-host (read docs/grading.md first)", file=sys.stderr)
+    if bool(args.vm) == bool(args.on_host):
+        print("ebpf-nb labs grade: say where student code runs: --vm IMAGE (a disposable VM "
+              "booted from a provisioned ebpf_nb disk, recommended) or --on-host (this machine's "
+              "kernel; read docs/grading.md first)", file=sys.stderr)
         return 2
-    print(HOST_GRADING_WARNING.format(user="root" if os.geteuid() == 0 else "this user"),
-          file=sys.stderr, flush=True)
+    runner = None
+    if args.vm:
+        from .labs.vm import VmGradingError, VmRunner, check_image
+        runner = VmRunner(Path(args.vm), timeout=args.timeout, memory_mb=args.memory,
+                          accel=args.accel, per_submission=args.vm_per_submission)
+        try:
+            check_image(Path(args.vm))
+        except VmGradingError as err:
+            print(f"ebpf-nb labs grade: {err}", file=sys.stderr)
+            return 2
+    else:
+        print(HOST_GRADING_WARNING.format(user="root" if os.geteuid() == 0 else "this user"),
+              file=sys.stderr, flush=True)
     out = Path(args.out) if args.out else directory / "grades.csv"
     frame = grade(directory, out=out, timeout=args.timeout, memory_mb=args.memory,
-                  labs_root=Path(args.labs) if args.labs else None)
+                  labs_root=Path(args.labs) if args.labs else None, runner=runner)
     summary = frame.groupby("student")["points"].sum() if len(frame) else frame
     print(summary.to_string())
     print(f"wrote {out}")
@@ -184,8 +196,15 @@ def parser() -> argparse.ArgumentParser:
         "grade", help="grade a folder of notebooks against the canonical labs")
     grade.add_argument("directory")
     grade.add_argument("--out", help="CSV to write (default: DIR/grades.csv)")
+    grade.add_argument("--vm", metavar="IMAGE",
+                       help="grade in a disposable VM booted from IMAGE, a provisioned ebpf_nb "
+                            "disk (docs/grading.md): no network, every write thrown away")
+    grade.add_argument("--vm-per-submission", action="store_true",
+                       help="with --vm: a fresh VM for every submission (slower, no sharing)")
+    grade.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto",
+                       help="with --vm: KVM, QEMU's emulator (TCG), or KVM when it works")
     grade.add_argument("--on-host", action="store_true",
-                       help="grade on this machine (required until the VM grader exists)")
+                       help="grade on this machine's kernel (a loud warning; docs/grading.md)")
     grade.add_argument("--timeout", type=float, default=600,
                        help="seconds per submission (default 600)")
     grade.add_argument("--memory", type=int, default=4096,

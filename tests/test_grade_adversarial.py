@@ -145,6 +145,54 @@ def build_class(root: Path, markers: Path) -> Path:
     return class_dir
 
 
+def check_grades(class_dir: Path, root: Path, labs: dict, markers: Path) -> int:
+    """The CSV of the class built by :func:`build_class` is complete and intact, and every
+    attack got 0 or an error row; returns how many notebooks were run."""
+    time.sleep(2)  # a daemon, had one started, rewrites the CSV every 0.5 s
+    csv_path = class_dir / "grades.csv"
+    assert not csv_path.is_symlink() and (root / "victim.csv").read_text() == "keep me\n"
+    assert sorted(p.name for p in markers.iterdir()) == [], "student Python was run"
+
+    with csv_path.open(newline="") as handle:
+        raw = list(csv.reader(handle))
+    assert raw[0] == ["student", "notebook", "exercise", "status", "points", "feedback"]
+    for row in raw[1:]:
+        assert len(row) == 6
+        for cell in row:
+            assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), row
+    grades = pd.read_csv(csv_path, keep_default_na=False)
+    by_student = {s: g for s, g in grades.groupby("student")}
+    graded = len(grades[grades.status != "error"][["student", "notebook"]].drop_duplicates())
+
+    everything = [e for lab in labs.values() for e in lab.exercises]
+    solver = by_student.pop("solver")
+    assert sorted(solver.exercise) == sorted(everything)
+    assert (solver.status == "pass").all(), solver[solver.status != "pass"].to_string()
+    idle = by_student.pop("idle")
+    assert sorted(idle.exercise) == sorted(everything) and idle.points.sum() == 0
+    assert (idle.status == "not done").all(), idle[idle.status != "not done"].to_string()
+
+    leaky = by_student.pop("leaky_solver")
+    assert list(leaky.exercise) == list(labs[LEAKY_LAB].exercises)
+    assert (leaky.status == "pass").all(), leaky.feedback.to_string()
+
+    errors = {"bad_metadata": "metadata.ebpf_nb is not a mapping", "not_json": "not JSON",
+              "linked_file": "is a symbolic link", "linked_folder": "symbolic link to a folder"}
+    for student, why in errors.items():
+        rows = by_student.pop(student)
+        assert list(rows.status) == ["error"] and rows.points.sum() == 0
+        assert why in rows.feedback.iloc[0]
+
+    formula = by_student.pop("'=HYPERLINK(\"evil.example\")")
+    assert list(formula.points) == [0]
+    assert set(by_student) == {"forger", "saboteur"}
+    for student, rows in by_student.items():
+        assert list(rows.exercise) == ["04.subprogram"], (student, rows.to_string())
+        assert list(rows.status) == ["not done"], (student, rows.feedback.iloc[0])
+        assert rows.points.sum() == 0
+    return graded
+
+
 def _programs() -> set[str]:
     done = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True,
                           check=True)
@@ -187,51 +235,10 @@ def test_an_adversarial_class_is_graded_correctly(tmp_path: Path, capsys) -> Non
         assert time.monotonic() < deadline, "a program loaded by the grading outlived it"
         time.sleep(0.2)
 
-    time.sleep(2)  # a daemon, had one started, rewrites the CSV every 0.5 s
-    csv_path = class_dir / "grades.csv"
-    assert not csv_path.is_symlink() and (tmp_path / "victim.csv").read_text() == "keep me\n"
-    assert sorted(p.name for p in markers.iterdir()) == [], "student Python was run"
-
-    with csv_path.open(newline="") as handle:
-        raw = list(csv.reader(handle))
-    assert raw[0] == ["student", "notebook", "exercise", "status", "points", "feedback"]
-    for row in raw[1:]:
-        assert len(row) == 6
-        for cell in row:
-            assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), row
-    grades = pd.read_csv(csv_path, keep_default_na=False)
-    by_student = {s: g for s, g in grades.groupby("student")}
-    graded = len(grades[grades.status != "error"][["student", "notebook"]].drop_duplicates())
+    graded = check_grades(class_dir, tmp_path, labs, markers)
     with capsys.disabled():
         print(f"\ngraded the adversarial class in {took:.0f} s: {graded} notebooks run, "
               f"{took / graded:.1f} s each")
-
-    everything = [e for lab in labs.values() for e in lab.exercises]
-    solver = by_student.pop("solver")
-    assert sorted(solver.exercise) == sorted(everything)
-    assert (solver.status == "pass").all(), solver[solver.status != "pass"].to_string()
-    idle = by_student.pop("idle")
-    assert sorted(idle.exercise) == sorted(everything) and idle.points.sum() == 0
-    assert (idle.status == "not done").all(), idle[idle.status != "not done"].to_string()
-
-    leaky = by_student.pop("leaky_solver")
-    assert list(leaky.exercise) == list(labs[LEAKY_LAB].exercises)
-    assert (leaky.status == "pass").all(), leaky.feedback.to_string()
-
-    errors = {"bad_metadata": "metadata.ebpf_nb is not a mapping", "not_json": "not JSON",
-              "linked_file": "is a symbolic link", "linked_folder": "symbolic link to a folder"}
-    for student, why in errors.items():
-        rows = by_student.pop(student)
-        assert list(rows.status) == ["error"] and rows.points.sum() == 0
-        assert why in rows.feedback.iloc[0]
-
-    formula = by_student.pop("'=HYPERLINK(\"evil.example\")")
-    assert list(formula.points) == [0]
-    assert set(by_student) == {"forger", "saboteur"}
-    for student, rows in by_student.items():
-        assert list(rows.exercise) == ["04.subprogram"], (student, rows.to_string())
-        assert list(rows.status) == ["not done"], (student, rows.feedback.iloc[0])
-        assert rows.points.sum() == 0
     assert "wrote" in capsys.readouterr().out
 
 

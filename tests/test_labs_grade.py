@@ -230,7 +230,7 @@ def test_a_grader_failure_on_one_notebook_is_an_error_row(tmp_path: Path, monkey
             raise RuntimeError("fork failed")
         return [{"student": student, "notebook": path.name, "exercise": "01.openat",
                  "status": "pass", "points": 1, "feedback": "ok"}]
-    monkeypatch.setattr(grade_module, "grade_notebook", fake)
+    monkeypatch.setattr(grade_module, "prepare_submission", fake)
     for student in ("alice", "boom", "carol"):
         (tmp_path / student).mkdir()
         (tmp_path / student / "01_hello_world.ipynb").write_text("{}")

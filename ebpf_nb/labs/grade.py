@@ -19,7 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
 
@@ -164,10 +165,23 @@ def rows_of(lab: CanonicalLab, verdicts: list[dict[str, str]], stopped: str, stu
     return rows
 
 
-def grade_notebook(path: Path, student: str, labs: dict[str, CanonicalLab],
-                   timeout: float = DEFAULT_TIMEOUT, memory_mb: int = DEFAULT_MEMORY_MB,
-                   env_extra: dict[str, str] | None = None) -> list[dict[str, object]]:
-    """The grade rows of one submitted notebook (error rows when it cannot be graded)."""
+@dataclass(frozen=True)
+class Submission:
+    """A notebook ready to grade: whose it is, the canonical lab it answers, the job to run."""
+    student: str
+    notebook: str
+    lab: CanonicalLab
+    job: dict[str, object]
+
+
+Verdicts = tuple[list[dict[str, str]], str]  # the verdicts of one job, and what stopped it
+JobRunner = Callable[[list[dict[str, object]]], list[Verdicts]]
+
+
+def prepare_submission(path: Path, student: str, labs: dict[str, CanonicalLab]
+                       ) -> Submission | list[dict[str, object]]:
+    """The job for one submitted notebook, or its error rows when it cannot be graded. Only
+    parses (no student code runs here)."""
     try:
         data = read_regular_file(path, MAX_NOTEBOOK_BYTES)
         cells = read_submission(data)
@@ -178,38 +192,80 @@ def grade_notebook(path: Path, student: str, labs: dict[str, CanonicalLab],
         return [_row(student, path.name, "*", "error", 0,
                      f"not graded: cannot tell which lab this is (name it after a lab folder: "
                      f"{', '.join(sorted(labs))})")]
-    verdicts, stopped = run_job(job_for(lab, student_answers(lab, cells)), timeout, memory_mb,
-                                env_extra)
-    return rows_of(lab, verdicts, stopped, student, path.name)
+    return Submission(student, path.name, lab, job_for(lab, student_answers(lab, cells)))
+
+
+def host_runner(timeout: float = DEFAULT_TIMEOUT, memory_mb: int = DEFAULT_MEMORY_MB
+                ) -> JobRunner:
+    """Runs each job in a grading process on this machine (``--on-host``)."""
+    env_extra = _cache_env()
+    return lambda jobs: [run_job(job, timeout, memory_mb, env_extra) for job in jobs]
+
+
+def grade_notebook(path: Path, student: str, labs: dict[str, CanonicalLab],
+                   timeout: float = DEFAULT_TIMEOUT, memory_mb: int = DEFAULT_MEMORY_MB,
+                   env_extra: dict[str, str] | None = None) -> list[dict[str, object]]:
+    """The grade rows of one submitted notebook, graded on this machine."""
+    prepared = prepare_submission(path, student, labs)
+    if not isinstance(prepared, Submission):
+        return prepared
+    verdicts, stopped = run_job(prepared.job, timeout, memory_mb, env_extra)
+    return rows_of(prepared.lab, verdicts, stopped, student, path.name)
 
 
 def grade(directory: Path, out: Path | None = None, timeout: float = DEFAULT_TIMEOUT,
-          memory_mb: int = DEFAULT_MEMORY_MB, labs_root: Path | None = None) -> pd.DataFrame:
+          memory_mb: int = DEFAULT_MEMORY_MB, labs_root: Path | None = None,
+          runner: JobRunner | None = None) -> pd.DataFrame:
     """Grade every notebook under ``directory``; writes ``grades.csv`` there (or ``out``).
 
     The student is the notebook's first folder under ``directory`` (``alice/02_maps.ipynb``) or,
-    for notebooks directly in it, the file name (``alice.ipynb``).
+    for notebooks directly in it, the file name (``alice.ipynb``). ``runner`` runs the jobs
+    (default: :func:`host_runner`; :mod:`.vm` runs them in a disposable VM).
     """
     directory = Path(directory).resolve()
     out = Path(out) if out else directory / "grades.csv"
     out = out.parent.resolve() / out.name  # the folder is the teacher's; a link at out is not
     labs = canonical_labs(labs_root or default_labs_root())
-    env_extra = _cache_env()
-    rows: list[dict[str, object]] = []
+    runner = runner or host_runner(timeout, memory_mb)
+    graded: list[list[dict[str, object]] | Submission] = []
     for path, refused in find_submissions(directory):
         relative = path.relative_to(directory)
         student = relative.parts[0] if len(relative.parts) > 1 else Path(relative).stem
         student = "".join(c if c.isprintable() else "?" for c in student)  # no terminal escapes
         if refused:
-            rows.append(_row(student, path.name, "*", "error", 0, f"{relative} {refused}"))
+            graded.append([_row(student, path.name, "*", "error", 0, f"{relative} {refused}")])
             continue
         try:
-            rows.extend(grade_notebook(path, student, labs, timeout, memory_mb, env_extra))
+            graded.append(prepare_submission(path, student, labs))
         except Exception as err:  # noqa: BLE001 - one notebook must never stop the class
-            rows.append(_row(student, path.name, "*", "error", 0,
-                             f"the grader failed on this notebook: {type(err).__name__}: {err}"))
+            graded.append([_row(student, path.name, "*", "error", 0,
+                                f"the grader failed on this notebook: {type(err).__name__}: {err}")])
+    submissions = [item for item in graded if isinstance(item, Submission)]
+    results = _run_all(runner, submissions)
+    rows: list[dict[str, object]] = []
+    for item in graded:
+        if isinstance(item, Submission):
+            verdicts, stopped = results[id(item)]
+            rows.extend(rows_of(item.lab, verdicts, stopped, item.student, item.notebook))
+        else:
+            rows.extend(item)
     write_csv(out, COLUMNS, rows)
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _run_all(runner: JobRunner, submissions: list[Submission]) -> dict[int, Verdicts]:
+    """The runner's verdicts per submission; when the runner fails or answers for fewer jobs,
+    the submissions left without an answer are "not run" with the reason."""
+    if not submissions:
+        return {}
+    try:
+        answers = runner([s.job for s in submissions])
+        reason = "grading stopped: the grader returned no verdicts for this submission"
+    except Exception as err:  # noqa: BLE001 - the class still gets its CSV
+        answers, reason = [], f"grading stopped: the grader failed: {type(err).__name__}: {err}"
+    results = {id(s): (list(answers[i][0]), str(answers[i][1])) if i < len(answers) else ([], reason)
+               for i, s in enumerate(submissions)}
+    return results
 
 
 def _cache_env() -> dict[str, str]:
