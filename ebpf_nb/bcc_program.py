@@ -16,10 +16,11 @@ import numpy as np
 
 from . import diagnostics, host
 from .capture import capture_stderr
+from .constants import BUFFER_MAP_TYPES, MapType
 from .errors import AttachError, CompileError, EbpfNbError, HostError, UsageError, VerifierError
 from .kernel.maps import prog_id_of_fd as prog_id
 from .probes import ProbeSpec, parse_probe, probe_from_convention
-from .program import PERF_EVENT_ARRAY, PROG_ARRAY, RINGBUF, Attachment, MapLayout, Program
+from .program import Attachment, MapLayout, Program
 
 try:  # BCC comes from the distribution (python3-bpfcc), not from PyPI
     from bcc import BPF
@@ -263,7 +264,7 @@ class BpfProgram(Program):
         """Load ``targets`` (index or range -> function) with the entry program's type and put
         them in ``prog_array``; ``default`` fills every other slot. Returns index -> function."""
         layout = self._layout(prog_array)
-        if layout.map_type != PROG_ARRAY:
+        if layout.map_type != MapType.PROG_ARRAY:
             raise UsageError(f"{prog_array!r} is a {layout.type_name}, not a program array",
                              hint=f"declare it with BPF_PROG_ARRAY({prog_array}, N)")
         prog_type = self._entry_prog_type()
@@ -327,7 +328,7 @@ class BpfProgram(Program):
             if name in histograms:
                 kind = "log2_histogram" if log2 else "linear_histogram"
             event_dtype = None
-            if map_type in (PERF_EVENT_ARRAY, RINGBUF):
+            if map_type in BUFFER_MAP_TYPES:
                 event_dtype = self._event_dtype(table)
             layouts[name] = MapLayout(name, map_type, table.map_fd, key_dtype, value_dtype,
                                       int(bcc_lib.bpf_table_max_entries_id(module, i)), kind, event_dtype)

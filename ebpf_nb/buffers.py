@@ -17,12 +17,13 @@ import numpy as np
 import pandas as pd
 
 from . import decode
+from .constants import MapType
 from .kernel import maps as kmaps
+from .kernel.closing import Closing
 from .kernel.perfbuf import PerfBufferReader
 from .kernel.ringbuf import RingBufferReader
 from .reading import DRAIN_QUIET, Trigger, bounded_read, finish_frame
 
-RINGBUF_TYPE = 27
 # Wake the reader every 64 perf events rather than every one: at one wakeup per event the
 # kernel, not the reader, caps a perf buffer (~13 us per output here). The reader looks at the
 # rings' heads at least every 20 ms (``PerfBufferReader.wait``), so records that have not reached
@@ -68,7 +69,7 @@ class RowStore:
         return np.concatenate([*self._blocks, last])
 
 
-class EventStream:
+class EventStream(Closing):
     """An open reader on one perf or ring buffer map, decoded with ``dtype``.
 
     ``backlog=False`` (the default) drops ring-buffer records already waiting when the stream
@@ -79,7 +80,7 @@ class EventStream:
         self.layout = layout
         self.dtype = dtype
         self.label = label
-        self.is_ring = layout.map_type == RINGBUF_TYPE
+        self.is_ring = layout.map_type == MapType.RINGBUF
         self.reader = (RingBufferReader(layout.fd) if self.is_ring else
                        PerfBufferReader(layout.fd, wakeup_events=PERF_WAKEUP_EVENTS))
         self.t0 = time.time()
@@ -153,12 +154,6 @@ class EventStream:
         if not self.closed:
             self.closed = True
             self.reader.close()
-
-    def __enter__(self) -> EventStream:  # noqa: PYI034
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def collect_events(layout, dtype: np.dtype, *, seconds: float | None, count: int | None,

@@ -13,20 +13,16 @@ import numpy as np
 import pandas as pd
 
 from . import decode, tracepipe
+from .constants import (
+    BUFFER_MAP_TYPES,
+    INDEXED_MAP_TYPES,
+    PERCPU_MAP_TYPES,
+    MapType,
+    map_type_name,
+)
 from .errors import UsageError
 from .kernel import maps as kmaps
 from .reading import Trigger, validate_bounds
-
-# Kernel map types (include/uapi/linux/bpf.h)
-HASH, ARRAY, PROG_ARRAY, PERF_EVENT_ARRAY, PERCPU_HASH, PERCPU_ARRAY, STACK_TRACE = 1, 2, 3, 4, 5, 6, 7
-LRU_HASH, LRU_PERCPU_HASH, LPM_TRIE, QUEUE, STACK, RINGBUF = 9, 10, 11, 22, 23, 27
-TYPE_NAMES = {HASH: "hash", ARRAY: "array", PROG_ARRAY: "prog_array",
-              PERF_EVENT_ARRAY: "perf_event_array", PERCPU_HASH: "percpu_hash",
-              PERCPU_ARRAY: "percpu_array", STACK_TRACE: "stack_trace", 8: "cgroup_array",
-              LRU_HASH: "lru_hash", LRU_PERCPU_HASH: "lru_percpu_hash", LPM_TRIE: "lpm_trie",
-              12: "array_of_maps", 13: "hash_of_maps", QUEUE: "queue", STACK: "stack",
-              RINGBUF: "ringbuf"}
-PERCPU_TYPES = {PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH}
 
 
 @dataclass
@@ -49,7 +45,7 @@ class MapLayout:
 
     @property
     def type_name(self) -> str:
-        return self.kind or TYPE_NAMES.get(self.map_type, f"type {self.map_type}")
+        return self.kind or map_type_name(self.map_type)
 
 
 @dataclass(frozen=True)
@@ -138,16 +134,16 @@ class Program:
         ``kind="log2_histogram"`` / ``"linear_histogram"`` reads an array as a histogram.
         """
         layout = self._layout(map_name)
-        if layout.map_type in (PERF_EVENT_ARRAY, RINGBUF):
+        if layout.map_type in BUFFER_MAP_TYPES:
             raise UsageError(f"{map_name!r} is a {layout.type_name}: its contents are events",
                              hint=f"read it with {self.name}.events({map_name!r}, seconds=...)")
-        if layout.map_type in (QUEUE, STACK):
+        if layout.map_type in (MapType.QUEUE, MapType.STACK):
             raise UsageError(f"{map_name!r} is a {layout.type_name}: user space can only pop it")
         raw = kmaps.read_map(layout.fd)
         kind = kind or layout.kind
-        if layout.map_type == STACK_TRACE:
+        if layout.map_type == MapType.STACK_TRACE:
             df = self._stack_frame(raw)
-        elif layout.map_type == PROG_ARRAY:
+        elif layout.map_type == MapType.PROG_ARRAY:
             df = self._prog_array_frame(raw)
         elif kind in ("log2_histogram", "linear_histogram"):
             df = histogram_frame(raw, layout, log2=kind == "log2_histogram")
@@ -202,7 +198,7 @@ class Program:
 
     def _buffer(self, map_name: str) -> tuple[MapLayout, np.dtype]:
         layout = self._layout(map_name)
-        if layout.map_type not in (PERF_EVENT_ARRAY, RINGBUF):
+        if layout.map_type not in BUFFER_MAP_TYPES:
             raise UsageError(f"{map_name!r} is a {layout.type_name}, not a perf or ring buffer",
                              hint=f"read it with {self.name}.table({map_name!r})")
         dtype = layout.event_dtype
@@ -229,7 +225,7 @@ class Program:
         go to :meth:`events`) with matplotlib; returns the Axes."""
         from .plots import plot_frame
         layout = self._layout(map_name)
-        if layout.map_type in (PERF_EVENT_ARRAY, RINGBUF):
+        if layout.map_type in BUFFER_MAP_TYPES:
             read = {k: kw.pop(k) for k in ("seconds", "count", "trigger") if k in kw}
             return plot_frame(self.events(map_name, **read), kind=kind or "timeline", **kw)
         return plot_frame(self.table(map_name), kind=kind, **kw)
@@ -267,14 +263,14 @@ def map_frame(raw: kmaps.RawMap, layout: MapLayout) -> pd.DataFrame:
     value_dtype = layout.value_dtype or np.dtype((np.uint8, raw.value_size))
     keys = kmaps.to_structured(raw.keys, key_dtype)
     data = decode.columns(keys, "key")
-    if raw.map_type in PERCPU_TYPES:
+    if raw.map_type in PERCPU_MAP_TYPES:
         per_cpu = kmaps.to_structured(raw.values, kmaps.percpu_dtype(value_dtype, raw.ncpus))
         data.update(_percpu_columns(per_cpu["v"], value_dtype))
     else:
         values = kmaps.to_structured(raw.values, value_dtype)
         for col, vals in decode.columns(values, "value").items():
             data[col if col not in data else f"value_{col}"] = vals
-    if raw.map_type not in (ARRAY, PERCPU_ARRAY) and keys.dtype.names is None and len(keys):
+    if raw.map_type not in INDEXED_MAP_TYPES and keys.dtype.names is None and len(keys):
         order = np.argsort(keys)  # hash keys are unique: any sort gives the one order
         data = {col: _take(values, order) for col, values in data.items()}
     return pd.DataFrame(data)

@@ -12,16 +12,13 @@ import select
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from . import host
 from .errors import HostError
+from .kernel.closing import Closing
 from .reading import Trigger, bounded_read, finish_frame
-
-if TYPE_CHECKING:  # typing.Self is 3.11+; the package supports 3.10
-    from typing_extensions import Self
 
 # "   python3-2234    [001] ...21   102.061518: bpf_trace_printk: Hello World!"
 _LINE = re.compile(
@@ -49,7 +46,7 @@ def parse_line(line: str) -> TraceLine | None:
                      m["message"])
 
 
-class TracePipe:
+class TracePipe(Closing):
     """A non-blocking reader of ``trace_pipe``; use as a context manager."""
 
     def __init__(self, path: Path | None = None):
@@ -100,12 +97,6 @@ class TracePipe:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def read_trace(*, seconds: float | None = None, count: int | None = None, trigger: Trigger = None,

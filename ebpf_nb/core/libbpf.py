@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ebpf_nb.errors import HostError
+from ebpf_nb.kernel.maps import prog_id_of_fd
 
 LIBBPF_WARN, LIBBPF_INFO, LIBBPF_DEBUG = 0, 1, 2
 
@@ -374,16 +375,6 @@ class BpfObject:
         if self.ptr:
             lib().bpf_object__close(self.ptr)
             self.ptr = None
-
-
-def prog_id_of_fd(fd: int) -> int:
-    """The kernel id of a program or map fd (``struct bpf_prog_info.id`` at offset 4)."""
-    info = ctypes.create_string_buffer(256)
-    size = ctypes.c_uint32(len(info))
-    ret = lib().bpf_obj_get_info_by_fd(fd, info, ctypes.byref(size))
-    if ret < 0:
-        raise LibbpfCallError("bpf_obj_get_info_by_fd", _errno_of(ret), [])
-    return int.from_bytes(info.raw[4:8], sys.byteorder)
 
 
 def prog_jited_code(fd: int) -> bytes:

@@ -24,24 +24,17 @@ import numpy as np
 import pandas as pd
 
 from ebpf_nb import diagnostics
+from ebpf_nb.constants import BUFFER_MAP_TYPES, ProgType, map_type_name
 from ebpf_nb.core import libbpf
 from ebpf_nb.core.btf_types import Btf
 from ebpf_nb.core.compile import compile_cell
 from ebpf_nb.errors import AttachError, CompileError, HostError, UsageError, VerifierError
 from ebpf_nb.probes import ProbeSpec, parse_probe
-from ebpf_nb.program import (
-    PERF_EVENT_ARRAY,
-    RINGBUF,
-    TYPE_NAMES,
-    Attachment,
-    MapLayout,
-    Program,
-)
+from ebpf_nb.program import Attachment, MapLayout, Program
 from ebpf_nb.reading import Trigger
 
 FENTRY_REFUSED = "this kernel refuses fentry/fexit programs; use tp_btf/raw_tp/tracepoint"
 _TRACING_SECTIONS = ("fentry", "fexit", "fmod_ret", "lsm", "iter", "freplace")
-_PROG_TYPE_KPROBE, _PROG_TYPE_TRACEPOINT = 2, 5
 
 
 class CoreProgram(Program):
@@ -190,9 +183,9 @@ class CoreProgram(Program):
             return spec.kind, spec.target, ""
         assert self._obj is not None
         prog_type = self._obj.programs[function].prog_type
-        if prog_type == _PROG_TYPE_KPROBE:
+        if prog_type == ProgType.KPROBE:
             return "ksyscall", spec.target, "kprobe on the syscall's kernel function"
-        if prog_type == _PROG_TYPE_TRACEPOINT:
+        if prog_type == ProgType.TRACEPOINT:
             event = f"sys_enter_{spec.target[0]}"
             return "tracepoint", ("syscalls", event), f"tracepoint syscalls:{event}"
         raise UsageError(f"probe {spec}: {function} is not a kprobe or tracepoint program",
@@ -277,7 +270,7 @@ class CoreProgram(Program):
         if self.in_kernel:
             return super().maps
         assert self._obj is not None
-        return {name: TYPE_NAMES.get(m.map_type, f"type {m.map_type}")
+        return {name: map_type_name(m.map_type)
                 for name, m in self._obj.maps.items() if "." not in name}
 
     def _map_layouts(self) -> dict[str, MapLayout]:
@@ -289,7 +282,7 @@ class CoreProgram(Program):
                 if "." in name:
                     continue  # .rodata/.data/.bss/.kconfig: globals, not the cell's maps
                 event = None
-                if m.map_type in (RINGBUF, PERF_EVENT_ARRAY):
+                if m.map_type in BUFFER_MAP_TYPES:
                     event = self._event_dtype(name)
                 layouts[name] = MapLayout(name, m.map_type, m.fd, self._dtype(m.btf_key_type_id),
                                           self._dtype(m.btf_value_type_id), m.max_entries,

@@ -18,24 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..constants import KEYLESS_MAP_TYPES, PERCPU_MAP_TYPES, MapType, map_type_name, round8
 from ..errors import UsageError
 from .cpus import possible_cpus
 from .libbpf import ENOTSUPP, BpfMapBatchOpts, BpfMapInfo, check, lib
-
-# enum bpf_map_type (uapi/linux/bpf.h)
-MAP_TYPES = {
-    0: "unspec", 1: "hash", 2: "array", 3: "prog_array", 4: "perf_event_array",
-    5: "percpu_hash", 6: "percpu_array", 7: "stack_trace", 8: "cgroup_array", 9: "lru_hash",
-    10: "lru_percpu_hash", 11: "lpm_trie", 12: "array_of_maps", 13: "hash_of_maps",
-    14: "devmap", 15: "sockmap", 16: "cpumap", 17: "xskmap", 18: "sockhash",
-    19: "cgroup_storage", 20: "reuseport_sockarray", 21: "percpu_cgroup_storage", 22: "queue",
-    23: "stack", 24: "sk_storage", 25: "devmap_hash", 26: "struct_ops", 27: "ringbuf",
-    28: "inode_storage", 29: "task_storage", 30: "bloom_filter", 31: "user_ringbuf",
-    32: "cgrp_storage",
-}
-PERCPU_TYPES = frozenset({5, 6, 10, 21})
-# No keys to walk: buffers and queues are read with their own readers or pops.
-UNREADABLE_TYPES = frozenset({4, 22, 23, 27, 30, 31})
 
 _BATCH_UNSUPPORTED = (ENOTSUPP, errno.EOPNOTSUPP, errno.EINVAL)
 
@@ -54,11 +40,11 @@ class MapInfo:
 
     @property
     def type_name(self) -> str:
-        return MAP_TYPES.get(self.map_type, f"type{self.map_type}")
+        return map_type_name(self.map_type)
 
     @property
     def percpu(self) -> bool:
-        return self.map_type in PERCPU_TYPES
+        return self.map_type in PERCPU_MAP_TYPES
 
 
 @dataclass
@@ -84,11 +70,7 @@ class RawMap:
     @property
     def slot_size(self) -> int:
         """Bytes per CPU slot in a value row (the value size itself for non-per-CPU maps)."""
-        return _round8(self.value_size) if self.map_type in PERCPU_TYPES else self.value_size
-
-
-def _round8(n: int) -> int:
-    return (n + 7) & ~7
+        return round8(self.value_size) if self.map_type in PERCPU_MAP_TYPES else self.value_size
 
 
 def map_info(fd: int) -> MapInfo:
@@ -102,10 +84,19 @@ def map_info(fd: int) -> MapInfo:
                    max_entries=info.max_entries, flags=info.map_flags)
 
 
+def map_info_of_type(fd: int, map_type: MapType) -> MapInfo:
+    """:func:`map_info`, or ``ValueError`` unless the map behind ``fd`` is a ``map_type``."""
+    info = map_info(fd)
+    if info.map_type != map_type:
+        raise ValueError(f"map {info.name!r} is a {info.type_name}, not a "
+                         f"{map_type_name(map_type)}")
+    return info
+
+
 def value_size_total(info: MapInfo) -> int:
     """Bytes user space reads per value: per-CPU maps return one 8-aligned slot per CPU."""
     if info.percpu:
-        return _round8(info.value_size) * len(possible_cpus())
+        return round8(info.value_size) * len(possible_cpus())
     return info.value_size
 
 
@@ -119,7 +110,7 @@ def read_map(fd: int, *, chunk: int | None = None) -> RawMap:
     ``chunk``: entries asked per ``BPF_MAP_LOOKUP_BATCH`` call (default: the whole map in one
     call, which is fastest; the kernel copies bucket by bucket either way)."""
     info = map_info(fd)
-    if info.map_type in UNREADABLE_TYPES:
+    if info.map_type in KEYLESS_MAP_TYPES:
         raise OSError(errno.EINVAL, f"map {info.name!r} is a {info.type_name}: it has no entries "
                                     "to read by key (use its buffer reader)")
     vsize = value_size_total(info)
@@ -238,7 +229,7 @@ def percpu_dtype(value_dtype: np.dtype, ncpus: int) -> np.dtype:
     """The dtype of one per-CPU value row: ``ncpus`` slots, each padded to 8 bytes."""
     value_dtype = np.dtype(value_dtype)
     slot = np.dtype({"names": ["v"], "formats": [value_dtype], "offsets": [0],
-                     "itemsize": _round8(value_dtype.itemsize)})
+                     "itemsize": round8(value_dtype.itemsize)})
     return np.dtype((slot, (ncpus,)))
 
 
@@ -254,7 +245,7 @@ def prog_id_of_fd(fd: int) -> int:
 def _require_size(info: MapInfo, what: str, got: int, want: int) -> None:
     """A buffer of the wrong size would let the kernel read or write past it: refuse it."""
     if got != want:
-        per_cpu = (f" ({len(possible_cpus())} CPUs x {_round8(info.value_size)}-byte slots)"
+        per_cpu = (f" ({len(possible_cpus())} CPUs x {round8(info.value_size)}-byte slots)"
                    if what == "value" and info.percpu else "")
         raise UsageError(f"map {info.name!r}: the {what} is {got} bytes, the map's {what}s are "
                          f"{want} bytes{per_cpu}", hint=f"pass exactly {want} bytes")

@@ -16,7 +16,6 @@ Equal-sized samples, the common case, are checked and copied out with numpy in o
 """
 from __future__ import annotations
 
-import contextlib
 import ctypes as ct
 import errno
 import fcntl
@@ -29,10 +28,12 @@ import time
 
 import numpy as np
 
+from ..constants import MapType
 from .claims import ReaderClaim
+from .closing import Closing
 from .cpus import online_cpus
-from .maps import delete, map_info, update
-from .records import BULK_MIN, check_out, group_rows, payload_rows, put_row
+from .maps import delete, map_info_of_type, update
+from .records import BULK_MIN, check_out, equal_run, group_rows, one_record
 
 PERF_TYPE_SOFTWARE = 1
 PERF_COUNT_SW_BPF_OUTPUT = 10
@@ -42,7 +43,6 @@ PERF_RECORD_SAMPLE = 9
 PERF_FLAG_FD_CLOEXEC = 1 << 3
 PERF_EVENT_IOC_ENABLE = 0x2400
 PERF_EVENT_IOC_DISABLE = 0x2401
-PERF_EVENT_ARRAY_TYPE = 4
 _SYS_PERF_EVENT_OPEN = {"x86_64": 298, "aarch64": 241, "riscv64": 241, "ppc64le": 319,
                         "s390x": 331}
 DATA_HEAD_OFFSET = 1024  # struct perf_event_mmap_page: data_head, then data_tail
@@ -130,15 +130,13 @@ class _Ring:
         os.close(self.fd)
 
 
-class PerfBufferReader:
+class PerfBufferReader(Closing):
     """Own a perf event array map's entries and read all CPUs' rings in bulk."""
 
     def __init__(self, map_fd: int, page_count: int = 64, *, wakeup_events: int = 1):
         if page_count <= 0 or page_count & (page_count - 1):
             raise ValueError("page_count must be a power of two")
-        info = map_info(map_fd)
-        if info.map_type != PERF_EVENT_ARRAY_TYPE:
-            raise ValueError(f"map {info.name!r} is a {info.type_name}, not a perf_event_array")
+        info = map_info_of_type(map_fd, MapType.PERF_EVENT_ARRAY)
         self.name = info.name
         self._rings: list[_Ring] = []
         self._map_fd = -1
@@ -271,18 +269,16 @@ class PerfBufferReader:
                 if limit > 0:
                     n_max = min(n_max, limit)
                 width = raw if record_size is None else record_size
+                rest = None if dest is None else dest[filled:]
                 if n_max >= BULK_MIN and size % 8 == 0:  # the kernel pads records to 8
                     block = buf[pos:pos + n_max * size].reshape(n_max, size)
                     heads = block.view(np.uint64)[:, 0] & _TYPE_AND_SIZE  # misc ignored
                     # (cpumode bits in misc may differ from record to record)
-                    bad = np.flatnonzero(heads != heads[0])
-                    n = int(bad[0]) if len(bad) else n_max
-                    rows = None if dest is None else dest[filled:filled + n]
-                    out.append(payload_rows(block, n, SAMPLE_HEADER, raw, width, rows))
+                    rows, n = equal_run(block, heads, heads[0], SAMPLE_HEADER, raw, width, rest)
+                    out.append(rows)
                 else:
                     n = 1
-                    payload = bytes(buf[pos + SAMPLE_HEADER:pos + SAMPLE_HEADER + raw])
-                    out.append(payload if dest is None else put_row(dest[filled], payload))
+                    out.append(one_record(buf, pos + SAMPLE_HEADER, raw, rest))
                 filled += n
                 self.received += n
                 if limit > 0:
@@ -316,13 +312,3 @@ class PerfBufferReader:
             self._map_fd = -1
         if hasattr(self, "_claim"):
             self._claim.release()
-
-    def __enter__(self) -> PerfBufferReader:  # noqa: PYI034
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):  # half-built or interpreter shutting down
-            self.close()

@@ -26,6 +26,23 @@ def payload_rows(block: np.ndarray, n: int, offset: int, length: int, width: int
     return out
 
 
+def equal_run(block: np.ndarray, heads: np.ndarray, head: int, offset: int, length: int,
+              width: int, out: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """The leading records of ``block`` (one per row) whose header ``heads[i]`` is ``head``, as
+    :func:`payload_rows` gives them (into ``out[:n]`` when given), and how many there are."""
+    bad = np.flatnonzero(heads != head)
+    n = int(bad[0]) if len(bad) else len(block)
+    return payload_rows(block, n, offset, length, width, None if out is None else out[:n]), n
+
+
+def one_record(buf: np.ndarray, start: int, length: int,
+               out: np.ndarray | None = None) -> bytes | np.ndarray:
+    """The ``length`` bytes at ``start`` of ``buf``: as ``bytes``, or copied into row ``out[0]``
+    (cut or zero-padded) and returned as a 1-row matrix."""
+    payload = bytes(buf[start:start + length])
+    return payload if out is None else put_row(out[0], payload)
+
+
 def check_out(out: np.ndarray, record_size: int) -> None:
     """Raise ``ValueError`` unless ``out`` is a writable ``(k, record_size)`` uint8 array."""
     if (not isinstance(out, np.ndarray) or out.dtype != np.uint8 or out.ndim != 2

@@ -19,7 +19,6 @@ It can read a ring buffer created by BCC's ``BPF_RINGBUF_OUTPUT`` as long as BCC
 """
 from __future__ import annotations
 
-import contextlib
 import mmap
 import os
 import select
@@ -27,29 +26,24 @@ import struct
 
 import numpy as np
 
+from ..constants import MapType, round8
 from .claims import ReaderClaim
-from .maps import map_info
-from .records import BULK_MAX, BULK_MIN, check_out, group_rows, payload_rows, put_row
+from .closing import Closing
+from .maps import map_info_of_type
+from .records import BULK_MAX, BULK_MIN, check_out, equal_run, group_rows, one_record
 
 BUSY = 1 << 31
 DISCARD = 1 << 30
 HEADER = 8
-RINGBUF_TYPE = 27
 
 
-def _round8(n: int) -> int:
-    return (n + 7) & ~7
-
-
-class RingBufferReader:
+class RingBufferReader(Closing):
     """Consume a BPF ring buffer map given its fd (the fd is duplicated, the map kept alive)."""
 
     lost = 0  # the kernel does not count ring buffer drops; see the module docstring
 
     def __init__(self, fd: int):
-        info = map_info(fd)
-        if info.map_type != RINGBUF_TYPE:
-            raise ValueError(f"map {info.name!r} is a {info.type_name}, not a ringbuf")
+        info = map_info_of_type(fd, MapType.RINGBUF)
         self.name = info.name
         self.size = info.max_entries  # data area size, a power of two
         self._mask = self.size - 1
@@ -133,7 +127,7 @@ class RingBufferReader:
             if word & BUSY:
                 break
             length = word & ~(BUSY | DISCARD) & 0xFFFFFFFF
-            stride = _round8(length + HEADER)
+            stride = round8(length + HEADER)
             if word & DISCARD:
                 cons += stride
                 continue
@@ -141,18 +135,16 @@ class RingBufferReader:
             n_max = min((prod - cons) // stride, BULK_MAX)
             if left > 0:
                 n_max = min(n_max, left)
+            rest = None if out is None else out[filled:]
             if n_max >= BULK_MIN:
                 block = data[start:start + n_max * stride].reshape(n_max, stride)
                 heads = block.view(np.uint32)[:, 0]  # a strided view: no copy
-                bad = np.flatnonzero(heads != word)
-                n = int(bad[0]) if len(bad) else n_max
                 width = length if record_size is None else record_size
-                dest = None if out is None else out[filled:filled + n]
-                chunks.append(payload_rows(block, n, HEADER, length, width, dest))
+                rows, n = equal_run(block, heads, word, HEADER, length, width, rest)
+                chunks.append(rows)
             else:
                 n = 1
-                payload = bytes(data[start + HEADER:start + HEADER + length])
-                chunks.append(payload if out is None else put_row(out[filled], payload))
+                chunks.append(one_record(data, start + HEADER, length, rest))
             filled += n
             cons += n * stride
             self.received += n
@@ -177,25 +169,13 @@ class RingBufferReader:
     def fileno(self) -> int:
         return self._fd
 
-    def __enter__(self) -> RingBufferReader:  # noqa: PYI034
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):  # half-built or interpreter shutting down
-            self.close()
-
 
 class RingPositions:
     """Read-only view of a ring buffer's consumer and producer positions, for watching how full
     it is while another reader (ours or BCC's) consumes it; consumes nothing itself."""
 
     def __init__(self, fd: int):
-        info = map_info(fd)
-        if info.map_type != RINGBUF_TYPE:
-            raise ValueError(f"map {info.name!r} is not a ringbuf")
+        info = map_info_of_type(fd, MapType.RINGBUF)
         self.size = info.max_entries
         page = mmap.PAGESIZE
         self._consumer_map = mmap.mmap(fd, page, mmap.MAP_SHARED, mmap.PROT_READ, offset=0)
