@@ -2,6 +2,8 @@
 once reading has started, and keeps what it read when the student presses Ctrl-C (interrupt)."""
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import threading
 import time
@@ -20,6 +22,7 @@ COUNT_TIMEOUT = 10.0         # count given alone: never wait longer than this
 TRIGGER_TIMEOUT = 60.0       # trigger given alone: the longest it may run
 DRAIN_SECONDS = 0.25         # after a trigger ends, keep reading this long for late events
 DRAIN_QUIET = 0.02           # ... or, for readers that see each record at once, until quiet
+KILL_GRACE = 0.5             # a trigger still running when the read ends: SIGTERM, then SIGKILL
 
 
 @dataclass
@@ -66,15 +69,49 @@ class _TriggerRunner:
         return not self.thread.is_alive()
 
     def stop(self) -> None:
-        """End a shell trigger still running (its whole process group)."""
-        if self.proc is not None and self.proc.poll() is None:
-            import os
-            import signal
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        """End whatever is left of a shell trigger: its whole process group (its children too)
+        gets SIGTERM, then, after :data:`KILL_GRACE` seconds, SIGKILL."""
+        if self.proc is not None:
+            end_process_group(self.proc.pid, KILL_GRACE)
         self.thread.join(timeout=5)
+
+
+def end_process_group(pgid: int, grace: float) -> None:
+    """SIGTERM to every process of group ``pgid``; SIGKILL to those still running after
+    ``grace`` seconds; return once none is running (a zombie has ended: only its exit status
+    waits for its parent)."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while running_in_group(pgid):
+        if time.monotonic() >= deadline:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                return
+            break
+        time.sleep(0.01)
+    deadline = time.monotonic() + 1.0  # SIGKILL cannot be ignored: this is the kernel's time
+    while running_in_group(pgid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def running_in_group(pgid: int) -> list[int]:
+    """Pids of the processes of group ``pgid`` that have not ended (from /proc)."""
+    pids = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:  # ended while we looked
+            continue
+        if int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            pids.append(int(entry.name))
+    return pids
 
 
 def validate_bounds(seconds: float | None, count: int | None) -> None:

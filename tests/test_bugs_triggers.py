@@ -1,0 +1,55 @@
+"""A shell trigger never outlives the read it runs in (issue 14).
+
+Cleanup sent SIGTERM to the trigger's process group and nothing more: a child that ignores
+SIGTERM kept running after the read had returned (holding the trigger's output pipe, so the
+trigger's thread was abandoned too). Here the trigger's child ignores SIGTERM and would sleep
+for a minute; the read is bounded to half a second."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from ebpf_nb import reading
+
+
+def state(pid: int) -> str | None:
+    """The process state letter from /proc (None once the pid is gone).
+
+    An ended process stays "Z" until its parent reaps it: orphans are reaped by PID 1, which
+    in some containers never does; a zombie runs nothing, so it counts as ended."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[0]
+
+
+def idle_poll(timeout: float) -> int:
+    time.sleep(timeout)
+    return 0
+
+
+@pytest.mark.timeout(60)
+def test_a_child_that_ignores_sigterm_is_killed_when_the_read_ends(tmp_path):
+    pidfile = tmp_path / "child.pid"
+    trigger = f"sh -c 'trap \"\" TERM; echo $$ > {pidfile}; exec sleep 60'; echo not reached"
+    t0 = time.monotonic()
+    outcome = reading.bounded_read(idle_poll, seconds=0.5, trigger=trigger)
+    elapsed = time.monotonic() - t0
+    pid = int(pidfile.read_text())
+    assert state(pid) in (None, "Z"), f"the trigger's child {pid} outlived the read"
+    assert outcome.stopped_by == "seconds"
+    assert elapsed < 0.5 + reading.KILL_GRACE + 2.0  # the grace, then SIGKILL: no long wait
+
+
+@pytest.mark.timeout(60)
+def test_a_trigger_that_ends_on_sigterm_is_not_waited_for(tmp_path):
+    pidfile = tmp_path / "child.pid"
+    trigger = f"sh -c 'echo $$ > {pidfile}; exec sleep 60'"
+    t0 = time.monotonic()
+    reading.bounded_read(idle_poll, seconds=0.5, trigger=trigger)
+    elapsed = time.monotonic() - t0
+    assert state(int(pidfile.read_text())) in (None, "Z")
+    assert elapsed < 0.5 + reading.KILL_GRACE  # ended by SIGTERM, before the grace ran out
