@@ -63,5 +63,6 @@ iptables -A FORWARD -o "$host_if" -j ACCEPT
 # The student's checkout: what git tracks or would track.
 mkdir -p "$run/repo"
 (cd "$repo" && git ls-files -co --exclude-standard -z) | tar -C "$repo" --null -T - -cf - | tar -C "$run/repo" -xf -
+# Run from that copy: the checkout may change while this runs (bash reads a script as it goes).
 ip netns exec "$ns" unshare --mount --propagation private \
-  bash "$here/inside_netns.sh" "$run" "$box" "$run/repo" "$repo"
+  bash "$run/repo/tests/vagrant/inside_netns.sh" "$run" "$box" "$run/repo" "$repo"

@@ -126,6 +126,7 @@ OUT
 ) = 1 ] && grep -q 'NOPASSWD: $launcher\$' <<'OUT'
 $out
 OUT"
+  check "root has no password to su to (locked)" sh -c "passwd -S root | awk '{print \$2}' | grep -qx L"
   check "$user is in no privileged group (sudo, adm, wheel, disk, docker, lxd, libvirt)" sh -c \
     "! id -nG $user | tr ' ' '\n' | grep -qxE 'sudo|adm|wheel|disk|docker|lxd|libvirt|root'"
   cannot_write "$repo/vagrant/Vagrantfile" "$repo/vagrant/provision.sh" "$repo/ebpf_nb/__init__.py" \
