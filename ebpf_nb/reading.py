@@ -79,23 +79,23 @@ class _TriggerRunner:
 def end_process_group(pgid: int, grace: float) -> None:
     """SIGTERM to every process of group ``pgid``; SIGKILL to those still running after
     ``grace`` seconds; return once none is running (a zombie has ended: only its exit status
-    waits for its parent)."""
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
+    waits for its parent). SIGKILL cannot be ignored: the second wait is the kernel's time."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 1.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        if _group_ends_within(pgid, wait):
+            return
+
+
+def _group_ends_within(pgid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
     while running_in_group(pgid):
         if time.monotonic() >= deadline:
-            try:
-                os.killpg(pgid, signal.SIGKILL)
-            except ProcessLookupError:
-                return
-            break
+            return False
         time.sleep(0.01)
-    deadline = time.monotonic() + 1.0  # SIGKILL cannot be ignored: this is the kernel's time
-    while running_in_group(pgid) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    return True
 
 
 def running_in_group(pgid: int) -> list[int]:
