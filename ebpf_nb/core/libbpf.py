@@ -371,10 +371,15 @@ class BpfObject:
         return Link(ptr, program, probe)
 
     def close(self) -> None:
-        """Unload programs and maps (links must be destroyed first). Idempotent."""
+        """Unload programs and maps (links must be destroyed first). Idempotent.
+
+        libbpf frees every program and map of the object: their wrappers are dropped too, so
+        none of their freed pointers can be used afterwards."""
         if self.ptr:
             lib().bpf_object__close(self.ptr)
             self.ptr = None
+        self.programs = {}
+        self.maps = {}
 
 
 def prog_jited_code(fd: int) -> bytes:

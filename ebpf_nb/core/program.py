@@ -107,6 +107,7 @@ class CoreProgram(Program):
 
     def get_global(self, name: str) -> object:
         """The current value of a read-only global (as set, or as the cell initialised it)."""
+        self._require_loaded()  # detach() freed the object that holds the values
         var = self.btf.section_vars(".rodata").get(name)
         rodata = self._rodata() if self._obj else None
         if var is None or rodata is None:
