@@ -35,6 +35,8 @@ else:
     bcc_lib.bpf_table_name.argtypes = [ctypes.c_void_p, ctypes.c_ulonglong]
 
 _HISTOGRAM = re.compile(r"BPF_HISTOGRAM\s*\(\s*(\w+)")
+_COMMENT_OR_STRING = re.compile(r'"(?:\\.|[^"\\\n])*"|//[^\n]*|/\*.*?\*/', re.DOTALL)
+_LOG2 = r"\bbpf_log2l?\s*\("
 
 #: probe kind -> BCC program type name
 _PROG_TYPES = {"kprobe": "KPROBE", "kretprobe": "KPROBE", "uprobe": "KPROBE",
@@ -314,8 +316,7 @@ class BpfProgram(Program):
 
     def _describe_maps(self) -> dict[str, MapLayout]:
         module = self._bpf.module
-        histograms = set(_HISTOGRAM.findall(self.source))
-        log2 = "log2" in self.source
+        histograms = histogram_kinds(self.source)
         layouts = {}
         for i in range(bcc_lib.bpf_num_tables(module)):
             name = bcc_lib.bpf_table_name(module, i).decode()
@@ -324,9 +325,7 @@ class BpfProgram(Program):
             key_dtype = _dtype(getattr(table, "Key", None))
             # per-CPU tables: BCC's Leaf is an array of ncpus values; sLeaf is one value
             value_dtype = _dtype(getattr(table, "sLeaf", None) or getattr(table, "Leaf", None))
-            kind = None
-            if name in histograms:
-                kind = "log2_histogram" if log2 else "linear_histogram"
+            kind = histograms.get(name)
             event_dtype = None
             if map_type in BUFFER_MAP_TYPES:
                 event_dtype = self._event_dtype(table)
@@ -360,6 +359,26 @@ class BpfProgram(Program):
         atexit.unregister(bpf.cleanup)  # BCC keeps every BPF object alive for atexit otherwise
         self._bpf = None
         self._layouts = None
+
+
+def histogram_kinds(source: str) -> dict[str, str]:
+    """Each ``BPF_HISTOGRAM`` of a cell -> ``"log2_histogram"`` when the bucket it counts comes
+    from ``bpf_log2``/``bpf_log2l`` (in the call, or through the variable or field the call
+    passes), else ``"linear_histogram"``. Comments do not count."""
+    code = _COMMENT_OR_STRING.sub(lambda m: m[0] if m[0].startswith('"') else " ", source)
+    return {name: "log2_histogram" if _counts_log2(code, name) else "linear_histogram"
+            for name in _HISTOGRAM.findall(code)}
+
+
+def _counts_log2(code: str, name: str) -> bool:
+    for call in re.finditer(rf"\b{name}\s*\.\s*\w+\s*\(\s*([^;]*)", code):
+        argument = call[1]
+        if re.search(_LOG2, argument):
+            return True
+        var = re.match(r"&?\s*(\w+)", argument)
+        if var and re.search(rf"\b{var[1]}\s*(?:(?:\.|->)\s*\w+\s*)*=(?!=)[^;]*{_LOG2}", code):
+            return True
+    return False
 
 
 def _dtype(ctype) -> np.dtype | None:
