@@ -97,15 +97,31 @@ class Program:
 
     def detach(self) -> None:
         """Detach every probe and unload the program and its maps (safe to call twice)."""
-        if self.loaded:
-            self.loaded = False
-            self.attachments = []
-            from .widgets import close_watchers
-            close_watchers(self)  # before the maps go: their threads read them
-            for stream in self._streams:
+        if not self.loaded:
+            return
+        self.loaded = False
+        self.attachments = []
+        try:
+            self._close_views()  # before the maps go: their threads read them
+        finally:
+            self._unload()  # whatever a view's close raised: it is raised after this
+
+    def _close_views(self) -> None:
+        """Close every live view and stream of this program; then raise the first error."""
+        from .widgets import close_watchers
+        first: Exception | None = None
+        try:
+            close_watchers(self)
+        except Exception as err:  # noqa: BLE001 - re-raised below, after the streams
+            first = err
+        streams, self._streams = self._streams, []
+        for stream in streams:
+            try:
                 stream.close()
-            self._streams.clear()
-            self._unload()
+            except Exception as err:  # noqa: BLE001 - re-raised below
+                first = first or err
+        if first is not None:
+            raise first
 
     @property
     def maps(self) -> dict[str, str]:

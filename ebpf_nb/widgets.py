@@ -82,10 +82,19 @@ def has_widget_frontend() -> bool:
 
 
 def close_watchers(program: object | None = None) -> int:
-    """Close every live view (of ``program`` only, when given); returns how many were closed."""
+    """Close every live view (of ``program`` only, when given); returns how many were closed.
+
+    A view whose ``close`` raises does not keep the others open: the first error is raised
+    once every view has been asked to close."""
     closing = [w for w in list(_live) if program is None or w.program is program]
+    first: Exception | None = None
     for watcher in closing:
-        watcher.close()
+        try:
+            watcher.close()
+        except Exception as err:  # noqa: BLE001 - re-raised below, after the other views
+            first = first or err
+    if first is not None:
+        raise first
     return len(closing)
 
 
