@@ -160,8 +160,10 @@ class BpfProgram(Program):
             for spec in self._plan:
                 self.attachments.append(self._attach_one(spec))
         except BaseException:
-            self._bpf.cleanup()
-            self.attachments = []
+            # BCC cannot take back one probe: unload everything, so that no layout keeps the
+            # closed fds and every later call says what happened
+            self.unloaded_because = "was unloaded: its attach() failed"
+            self.detach()
             raise
         return self
 

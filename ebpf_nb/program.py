@@ -75,6 +75,7 @@ class Program:
         self.attachments: list[Attachment] = []
         self.notes: list[str] = []          # what the cell output tells the student
         self.loaded = True
+        self.unloaded_because = "was detached"  # what _require_loaded says once not loaded
         self._streams: list[Any] = []        # open EventStreams, closed on detach
 
     # --- to implement -------------------------------------------------------------------
@@ -131,7 +132,7 @@ class Program:
 
     def _require_loaded(self) -> None:
         if not self.loaded:
-            raise UsageError(f"program {self.name!r} was detached",
+            raise UsageError(f"program {self.name!r} {self.unloaded_because}",
                              hint="run its %%bpf cell again to load it.")
 
     def _layout(self, map_name: str) -> MapLayout:
