@@ -36,7 +36,7 @@ else:
 
 _HISTOGRAM = re.compile(r"BPF_HISTOGRAM\s*\(\s*(\w+)")
 _COMMENT_OR_STRING = re.compile(r'"(?:\\.|[^"\\\n])*"|//[^\n]*|/\*.*?\*/', re.DOTALL)
-_LOG2 = r"\bbpf_log2l?\s*\("
+_LOG2 = r"\b(?:bpf_)?log2l?\s*\("  # BCC's helpers, or a log2l() the cell defines
 
 #: probe kind -> BCC program type name
 _PROG_TYPES = {"kprobe": "KPROBE", "kretprobe": "KPROBE", "uprobe": "KPROBE",
@@ -365,9 +365,10 @@ class BpfProgram(Program):
 
 def histogram_kinds(source: str) -> dict[str, str]:
     """Each ``BPF_HISTOGRAM`` of a cell -> ``"log2_histogram"`` when the bucket it counts comes
-    from ``bpf_log2``/``bpf_log2l`` (in the call, or through the variable or field the call
-    passes), else ``"linear_histogram"``. Comments do not count."""
-    code = _COMMENT_OR_STRING.sub(lambda m: m[0] if m[0].startswith('"') else " ", source)
+    from ``bpf_log2``/``bpf_log2l`` (or a ``log2l`` the cell defines), in the call or through
+    the variable or field the call passes; else ``"linear_histogram"``. Comments and string
+    literals do not count."""
+    code = _COMMENT_OR_STRING.sub(lambda m: '""' if m[0].startswith('"') else " ", source)
     return {name: "log2_histogram" if _counts_log2(code, name) else "linear_histogram"
             for name in _HISTOGRAM.findall(code)}
 

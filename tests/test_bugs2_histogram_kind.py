@@ -59,3 +59,19 @@ def test_a_linear_histogram_next_to_a_log2_comment_reads_as_linear():
         assert df["count"].sum() >= 3 and df.key.max() < 64
     finally:
         prog.detach()
+
+
+def test_a_log2l_the_cell_defines_counts_as_log2_and_a_string_does_not():
+    source = r"""
+static inline u32 log2l(u64 v) { u32 r = 0; while (v >>= 1) r++; return r; }
+BPF_HISTOGRAM(mine);
+BPF_HISTOGRAM(plain);
+int f(void *ctx) {
+    mine.increment(log2l(ctx ? 4096 : 1));
+    u64 slot = 3;
+    bpf_trace_printk("slot = bpf_log2l(slot) is not done here\n");
+    plain.increment(slot);
+    return 0;
+}"""
+    assert bcc_program.histogram_kinds(source) == {"mine": "log2_histogram",
+                                                   "plain": "linear_histogram"}
