@@ -32,10 +32,14 @@ def test_qemu_gets_no_network_and_keeps_the_image_unchanged(tmp_path: Path, monk
     assert command[command.index("-nic") + 1] == "none"
     assert not [a for a in command if "netdev" in a or "hostfwd" in a or "virtfs" in a]
     drives = [command[i + 1] for i, a in enumerate(command) if a == "-drive"]
+    devices = [command[i + 1] for i, a in enumerate(command) if a == "-device"]
     assert len(drives) == 3
     assert "snapshot=on" in drives[0] and "format=qcow2" in drives[0]
-    assert "readonly=on" in drives[1] and "serial=ebpfnb-job" in drives[1]
-    assert "serial=ebpfnb-out" in drives[2] and "readonly" not in drives[2]
+    assert "readonly=on" in drives[1] and "id=jobs" in drives[1]
+    assert "id=results" in drives[2] and "readonly" not in drives[2]
+    assert devices == ["virtio-blk-pci,drive=system,bootindex=0",
+                       "virtio-blk-pci,drive=jobs,serial=ebpfnb-job",
+                       "virtio-blk-pci,drive=results,serial=ebpfnb-out"]
 
 
 def test_the_jobs_disk_round_trips(tmp_path: Path) -> None:

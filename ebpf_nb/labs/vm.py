@@ -152,9 +152,14 @@ def qemu_command(image: Path, jobs_disk: Path, results_disk: Path, console: Path
         "-cpu", cpu, "-smp", str(cpus), "-m", str(memory_mb),
         "-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none",
         "-serial", f"file:{console}", "-nic", "none", "-no-reboot",
-        "-drive", f"file={image},if=virtio,format={image_format(image)},snapshot=on,cache=unsafe",
-        "-drive", f"file={jobs_disk},if=virtio,format=raw,readonly=on,serial=ebpfnb-job",
-        "-drive", f"file={results_disk},if=virtio,format=raw,serial=ebpfnb-out",
+        "-machine", "q35",
+        "-drive", (f"file={image},if=none,id=system,format={image_format(image)},"
+                   "snapshot=on,cache=unsafe"),
+        "-device", "virtio-blk-pci,drive=system,bootindex=0",
+        "-drive", f"file={jobs_disk},if=none,id=jobs,format=raw,readonly=on",
+        "-device", "virtio-blk-pci,drive=jobs,serial=ebpfnb-job",
+        "-drive", f"file={results_disk},if=none,id=results,format=raw",
+        "-device", "virtio-blk-pci,drive=results,serial=ebpfnb-out",
     ]
 
 

@@ -8,6 +8,7 @@ import os
 import time
 from pathlib import Path
 
+import pytest
 from test_grade_adversarial import LABS, ProgramWatch, build_class, check_grades
 
 from ebpf_nb.cli import main
@@ -24,6 +25,7 @@ def _fingerprint(path: Path) -> tuple[int, int, str]:
     return stat.st_size, stat.st_mtime_ns, head
 
 
+@pytest.mark.timeout(5400)  # one TCG boot and the whole class, on a loaded 2-core host
 def test_the_adversarial_class_is_graded_in_the_vm(tmp_path: Path, capsys) -> None:
     markers = tmp_path / "markers"
     markers.mkdir()
