@@ -7,8 +7,14 @@ from dataclasses import dataclass
 
 # "/virtual/main.c:3:13: error: use of undeclared identifier 'y'" (BCC) or "prog.bpf.c:3:13: ..."
 _DIAG = re.compile(r"^(?P<file>[^\s:]+):(?P<line>\d+):(?P<col>\d+): (?P<level>fatal error|error|warning|note): (?P<text>.*)$")
-# verifier source annotation: "; u64 z = *v; @ main.c:18"
+# verifier source annotation: "; u64 z = *v; @ main.c:18" (Linux 6.4 and later)
 _VERIFIER_SOURCE = re.compile(r"^; (?P<code>.*?) @ (?P<file>[^\s:]+):(?P<line>\d+)$")
+# the same before Linux 6.4: the source text alone, "; u64 z = *v;"
+_PLAIN_SOURCE = re.compile(r"^; (?P<code>.*\S)$")
+# BCC's rewrite of ``counts.lookup(&key)``: "bpf_map_lookup_elem((void *)bpf_pseudo_fd(1, -1), &key)"
+_BCC_MAP_CALL = re.compile(r"\bbpf_map_(?P<op>\w+?)_elem\(\(void \*\)bpf_pseudo_fd\(\d+, -?\d+\),\s*")
+# the student's own spelling of it: "counts.lookup("
+_MAP_METHOD = re.compile(r"\b\w+\.(?P<op>lookup|update|delete)\(")
 #: the name the cell's C has in line info: BCC's /virtual/main.c, the CO-RE mode's cell.c
 CELL_FILES = ("main.c", "cell.c")
 _PROCESSED = re.compile(r"^processed \d+ insns")
@@ -109,12 +115,27 @@ def _source_line_map(log_lines: list[str], cell_source: str) -> int | None:
     return int(statistics.median(offsets)) if offsets else None
 
 
+def _comparable(code: str) -> str:
+    """Source text with BCC's map-call rewrite and the student's method call spelled alike."""
+    code = _MAP_METHOD.sub(lambda m: m["op"] + "(", code.strip())
+    code = _BCC_MAP_CALL.sub(lambda m: m["op"] + "(", code)
+    return code.replace(", BPF_ANY)", ")")
+
+
+def _line_by_text(code: str, cell_lines: list[str]) -> int | None:
+    """The one cell line with this source text (kernels that print no line numbers), else None."""
+    wanted = _comparable(code)
+    matches = [i + 1 for i, ln in enumerate(cell_lines) if ln.strip() and _comparable(ln) == wanted]
+    return matches[0] if len(matches) == 1 else None
+
+
 def parse_verifier_log(log: str, cell_source: str, *, keep: int = 14) -> VerifierReport:
     """Trim a verifier log to its last instructions, map source lines to the cell, keep HINTs.
 
     Each ``; code @ file:N`` annotation becomes the cell's own text for that line (BCC's log
     quotes its rewritten C, e.g. ``bpf_map_lookup_elem((void *)bpf_pseudo_fd(1, -1), &key)`` for
-    ``counts.lookup(&key)``) followed by ``<- cell line L``.
+    ``counts.lookup(&key)``) followed by ``<- cell line L``. Kernels before 6.4 print ``; code``
+    alone: such a line is mapped when exactly one cell line has that text.
     """
     lines = [ln for ln in log.splitlines() if ln.strip()]
     hints = [ln.split("HINT:", 1)[1].strip() for ln in lines if ln.startswith("HINT:")]
@@ -136,12 +157,16 @@ def parse_verifier_log(log: str, cell_source: str, *, keep: int = 14) -> Verifie
     for ln in body[max(0, end - keep):end + 1]:
         if re.match(r"^;\s*@ ", ln.strip()):
             continue  # an annotation with no source text
-        m = _cell_annotation(ln)
-        if m and offset is not None:
-            line_no = int(m["line"]) - offset
-            if 1 <= line_no <= len(cell_lines):
-                cell_line = line_no
-                ln = f"; {cell_lines[line_no - 1].strip()}   <- cell line {line_no}"
+        line_no: int | None = None
+        if m := _cell_annotation(ln):
+            line_no = int(m["line"]) - offset if offset is not None else None
+            cell_line = None  # the instructions below are the cell's, at a line not found
+        elif (plain := _PLAIN_SOURCE.match(ln.strip())) and not _VERIFIER_SOURCE.match(ln.strip()):
+            line_no = _line_by_text(plain["code"], cell_lines)
+            cell_line = None  # an old kernel's line: the cell's or a header's, not known
+        if line_no is not None and 1 <= line_no <= len(cell_lines):
+            cell_line = line_no
+            ln = f"; {cell_lines[line_no - 1].strip()}   <- cell line {line_no}"
         mapped.append(ln)
     return VerifierReport(reason, cell_line, "\n".join(mapped), hints)
 
