@@ -74,14 +74,16 @@ def _solution_with_leak_probe() -> nbformat.NotebookNode:
     return nb
 
 
-def build_class(root: Path, markers: Path) -> Path:
-    """The class folder: solutions, untouched labs and one attack per student."""
+def build_class(root: Path, markers: Path, *, idle: bool = True) -> Path:
+    """The class folder: solutions, untouched labs (unless ``idle`` is false) and one attack
+    per student."""
     class_dir = root / "class"
     for lab in sorted(LABS.glob("*/solution.ipynb")):
         (class_dir / "solver").mkdir(parents=True, exist_ok=True)
         shutil.copy(lab, class_dir / "solver" / f"{lab.parent.name}.ipynb")
-        (class_dir / "idle").mkdir(parents=True, exist_ok=True)
-        shutil.copy(lab.parent / "lab.ipynb", class_dir / "idle" / f"{lab.parent.name}.ipynb")
+        if idle:
+            (class_dir / "idle").mkdir(parents=True, exist_ok=True)
+            shutil.copy(lab.parent / "lab.ipynb", class_dir / "idle" / f"{lab.parent.name}.ipynb")
 
     # one notebook holds every forgery (any one that worked would show as a pass)
     redefined = new_code_cell(
@@ -145,9 +147,10 @@ def build_class(root: Path, markers: Path) -> Path:
     return class_dir
 
 
-def check_grades(class_dir: Path, root: Path, labs: dict, markers: Path) -> int:
-    """The CSV of the class built by :func:`build_class` is complete and intact, and every
-    attack got 0 or an error row; returns how many notebooks were run."""
+def check_grades(class_dir: Path, root: Path, labs: dict, markers: Path, *,
+                 idle: bool = True) -> int:
+    """The CSV of the class built by :func:`build_class` (with the same ``idle``) is complete
+    and intact, and every attack got 0 or an error row; returns how many notebooks were run."""
     time.sleep(2)  # a daemon, had one started, rewrites the CSV every 0.5 s
     csv_path = class_dir / "grades.csv"
     assert not csv_path.is_symlink() and (root / "victim.csv").read_text() == "keep me\n"
@@ -168,9 +171,12 @@ def check_grades(class_dir: Path, root: Path, labs: dict, markers: Path) -> int:
     solver = by_student.pop("solver")
     assert sorted(solver.exercise) == sorted(everything)
     assert (solver.status == "pass").all(), solver[solver.status != "pass"].to_string()
-    idle = by_student.pop("idle")
-    assert sorted(idle.exercise) == sorted(everything) and idle.points.sum() == 0
-    assert (idle.status == "not done").all(), idle[idle.status != "not done"].to_string()
+    if idle:
+        untouched = by_student.pop("idle")
+        assert sorted(untouched.exercise) == sorted(everything) and untouched.points.sum() == 0
+        assert (untouched.status == "not done").all(), untouched[untouched.status != "not done"].to_string()
+    else:
+        assert "idle" not in by_student
 
     leaky = by_student.pop("leaky_solver")
     assert list(leaky.exercise) == list(labs[LEAKY_LAB].exercises)
