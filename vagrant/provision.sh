@@ -243,7 +243,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   step "installing ${missing[*]}" "read apt's error above"
   wait_for_dpkg_lock
   changed "installing ${missing[*]}"
+  started=$SECONDS
   apt_run install -y -qq --no-install-recommends "${missing[@]}"
+  say "  (took $((SECONDS - started)) s)"
 fi
 
 # --- Kernel headers: the exact ones when the distribution has them, else generic ones, linked ----
@@ -254,14 +256,18 @@ elif { apt_update_once; has_candidate "linux-headers-$kernel"; }; then
   step "installing linux-headers-$kernel" "read apt's error above"
   wait_for_dpkg_lock
   changed "installing linux-headers-$kernel"
+  started=$SECONDS
   apt_run install -y -qq "linux-headers-$kernel"
+  say "  (took $((SECONDS - started)) s)"
 else
   arch=$(dpkg --print-architecture)
   case "$ID" in ubuntu) meta=linux-headers-generic ;; *) meta=linux-headers-$arch ;; esac
   step "installing the generic kernel headers ($meta)" "read apt's error above"
   wait_for_dpkg_lock
   changed "no headers packaged for kernel $kernel: installing the distribution's generic $meta"
+  started=$SECONDS
   apt_run install -y -qq "$meta"
+  say "  (took $((SECONDS - started)) s)"
   step "linking the generic headers as $modules_dir/build" "report this as a bug of ebpf_nb's setup"
   build=$(find /usr/src -maxdepth 1 \( -name "linux-headers-*-$arch" -o -name 'linux-headers-*-generic' \) \
             -type d -print | sort -V | tail -n 1)
@@ -322,8 +328,10 @@ if [ "$skip_venv" = 0 ]; then
   else editable=(-e); newer=("$repo/pyproject.toml"); fi
   if [ ! -f "$stamp" ] || [ -n "$(find "${newer[@]}" -type f -newer "$stamp" ! -path '*/__pycache__/*' -print -quit)" ]; then
     changed "installing ebpf_nb and its dev tools into $venv"
+    started=$SECONDS
     "$venv/bin/pip" install -q --upgrade pip >/dev/null
     "$venv/bin/pip" install -q "${editable[@]}" "${repo}[dev]"
+    say "  (took $((SECONDS - started)) s)"
     touch "$stamp"
   fi
 fi
@@ -528,4 +536,4 @@ EOF
   fi
 fi
 
-if [ "$changes" = 0 ]; then say "ready (kernel $kernel): nothing to change"; else say "ready (kernel $kernel): $changes changes"; fi
+if [ "$changes" = 0 ]; then say "ready (kernel $kernel): nothing to change"; else say "ready (kernel $kernel): $changes changes in $SECONDS s"; fi
