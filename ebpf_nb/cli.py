@@ -152,11 +152,11 @@ def cmd_labs_grade(args: argparse.Namespace) -> int:
         return 2
     runner = None
     if args.vm:
-        from .labs.vm import VmGradingError, VmRunner, check_image
+        from .labs.vm import VmGradingError, VmRunner
         runner = VmRunner(Path(args.vm), timeout=args.timeout, memory_mb=args.memory,
                           accel=args.accel, per_submission=args.vm_per_submission)
         try:
-            check_image(Path(args.vm))
+            runner.check()
         except VmGradingError as err:
             print(f"ebpf-nb labs grade: {err}", file=sys.stderr)
             return 2

@@ -2,6 +2,7 @@
 the results disk, which a submission running as root in the guest could have written."""
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,9 @@ from ebpf_nb.labs.vm import (
     JOBS_MAGIC,
     RESULTS_DISK_BYTES,
     RESULTS_MAGIC,
+    DiskImage,
+    VmGradingError,
+    VmRunner,
     pack,
     qemu_command,
     read_results_disk,
@@ -26,8 +30,8 @@ GOOD = {"exercise": "01.openat", "status": "pass", "message": "ok"}
 
 
 def test_qemu_gets_no_network_and_keeps_the_image_unchanged(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr("ebpf_nb.labs.vm.image_format", lambda image: "qcow2")
-    command = qemu_command(tmp_path / "disk.img", tmp_path / "jobs.img", tmp_path / "out.img",
+    command = qemu_command(DiskImage(tmp_path / "disk.img", "qcow2"), tmp_path / "jobs.img",
+                           tmp_path / "out.img",
                            tmp_path / "console.log", "tcg", 2, 4096)
     assert command[command.index("-nic") + 1] == "none"
     assert not [a for a in command if "netdev" in a or "hostfwd" in a or "virtfs" in a]
@@ -40,6 +44,42 @@ def test_qemu_gets_no_network_and_keeps_the_image_unchanged(tmp_path: Path, monk
     assert devices == ["virtio-blk-pci,drive=system,bootindex=0",
                        "virtio-blk-pci,drive=jobs,serial=ebpfnb-job",
                        "virtio-blk-pci,drive=results,serial=ebpfnb-out"]
+
+
+def test_a_comma_in_the_image_path_cannot_add_drive_options(tmp_path: Path) -> None:
+    image = DiskImage(tmp_path / "disk.img,snapshot=off,file.locking=off", "raw")
+    command = qemu_command(image, tmp_path / "jobs.img", tmp_path / "out.img",
+                           tmp_path / "console.log", "tcg", 2, 4096)
+    drive = next(a for a in command if "id=system" in a)
+    assert drive.startswith(f"file={tmp_path}/disk.img,,snapshot=off,,file.locking=off,if=none")
+    assert drive.endswith(",snapshot=on,cache=unsafe")
+
+
+def test_the_image_is_probed_once_and_its_format_pinned(tmp_path: Path, monkeypatch) -> None:
+    image = tmp_path / "disk.img"
+    image.write_bytes(b"\0" * 4096)
+    probes = []
+    real_run = subprocess.run
+
+    def counting_run(argv, *args, **kwargs):
+        probes.append(argv[0])
+        return real_run(argv, *args, **kwargs)
+
+    monkeypatch.setattr("ebpf_nb.labs.vm.subprocess.run", counting_run)
+    runner = VmRunner(image)
+    assert runner.check() == DiskImage(image, "raw")
+    assert runner.check() is runner.check() and probes == ["qemu-img"]
+
+
+def test_an_image_that_is_not_a_disk_is_refused(tmp_path: Path) -> None:
+    image = tmp_path / "disk.vmdk"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "vmdk", str(image), "1M"], check=True)
+    with pytest.raises(VmGradingError, match="a vmdk image; give a raw or qcow2"):
+        VmRunner(image).check()
+    link = tmp_path / "link.img"
+    link.symlink_to(image)
+    with pytest.raises(VmGradingError, match="not a regular file"):
+        VmRunner(link).check()
 
 
 def test_the_jobs_disk_round_trips(tmp_path: Path) -> None:

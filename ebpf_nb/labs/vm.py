@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .grade import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT, Verdicts
@@ -55,9 +55,16 @@ class VmRunner:
     accel: str = "auto"
     per_submission: bool = False
     log: object = sys.stderr
+    _checked: DiskImage | None = field(default=None, init=False, repr=False)
+
+    def check(self) -> DiskImage:
+        """The image, checked once (QEMU present, ``qemu-img`` reads it, its format)."""
+        if self._checked is None:
+            self._checked = check_image(Path(self.image))
+        return self._checked
 
     def __call__(self, jobs: list[dict[str, object]]) -> list[Verdicts]:
-        image = check_image(Path(self.image))
+        image = self.check()
         if self.per_submission:
             results: list[Verdicts] = []
             for job in jobs:
@@ -68,7 +75,7 @@ class VmRunner:
     def _say(self, text: str) -> None:
         print(f"[ebpf-nb grade vm] {text}", file=self.log, flush=True)  # type: ignore[call-overload]
 
-    def _boot(self, image: Path, jobs: list[dict[str, object]]) -> list[Verdicts]:
+    def _boot(self, image: DiskImage, jobs: list[dict[str, object]]) -> list[Verdicts]:
         accels = ["kvm", "tcg"] if self.accel == "auto" and kvm_usable() else \
             ["tcg"] if self.accel == "auto" else [self.accel]
         for accel in accels:
@@ -82,7 +89,7 @@ class VmRunner:
             self._say(f"the VM gave no verdicts with {accel} after {took:.0f} s")
         raise VmGradingError("the grading VM returned no verdicts (see the console log above)")
 
-    def _boot_with(self, image: Path, jobs: list[dict[str, object]], accel: str
+    def _boot_with(self, image: DiskImage, jobs: list[dict[str, object]], accel: str
                    ) -> list[Verdicts] | None:
         with tempfile.TemporaryDirectory(prefix="ebpf-nb-vm-") as private:
             folder = Path(private)
@@ -94,7 +101,7 @@ class VmRunner:
             command = qemu_command(image, jobs_disk, results_disk, console, accel,
                                    self.cpus, self.vm_memory_mb)
             deadline = BOOT_ALLOWANCE[accel] + len(jobs) * (self.timeout + 30)
-            self._say(f"booting {image.name} ({accel}, no network) for {len(jobs)} job(s)")
+            self._say(f"booting {image.path.name} ({accel}, no network) for {len(jobs)} job(s)")
             with (folder / "qemu.log").open("wb") as qemu_log:
                 qemu = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=qemu_log,
                                         stderr=subprocess.STDOUT, start_new_session=True)
@@ -123,8 +130,16 @@ def kvm_usable() -> bool:
     return True
 
 
-def check_image(image: Path) -> Path:
-    """``image`` as a plain disk image QEMU can open, or a clear error."""
+@dataclass(frozen=True)
+class DiskImage:
+    """A disk image ``qemu-img`` has read, with the format it found (given to QEMU, never probed
+    again)."""
+    path: Path
+    format: str
+
+
+def check_image(image: Path) -> DiskImage:
+    """``image`` as a plain disk image QEMU can open, with its format, or a clear error."""
     if image.is_symlink() or not image.is_file():
         raise VmGradingError(f"{image}: not a regular file (give the provisioned VM's disk image)")
     if shutil.which("qemu-system-x86_64") is None or shutil.which("qemu-img") is None:
@@ -134,16 +149,21 @@ def check_image(image: Path) -> Path:
                           capture_output=True, text=True, check=False)
     if info.returncode != 0:
         raise VmGradingError(f"{image}: qemu-img cannot read it: {info.stderr.strip()[:200]}")
-    return image
+    try:
+        found = json.loads(info.stdout)["format"]
+    except (ValueError, KeyError, TypeError):
+        found = None
+    if found not in ("raw", "qcow2"):
+        raise VmGradingError(f"{image}: a {found} image; give a raw or qcow2 disk image")
+    return DiskImage(image, found)
 
 
-def image_format(image: Path) -> str:
-    info = subprocess.run(["qemu-img", "info", "--output=json", "-U", str(image)],
-                          capture_output=True, text=True, check=True)
-    return str(json.loads(info.stdout)["format"])
+def _qemu_option_value(path: Path) -> str:
+    """A path as one value of a QEMU ``-drive`` option list (a comma is written twice)."""
+    return str(path).replace(",", ",,")
 
 
-def qemu_command(image: Path, jobs_disk: Path, results_disk: Path, console: Path, accel: str,
+def qemu_command(image: DiskImage, jobs_disk: Path, results_disk: Path, console: Path, accel: str,
                  cpus: int, memory_mb: int) -> list[str]:
     """QEMU's command line: the image behind a throw-away overlay, no network, two data disks."""
     cpu = "host" if accel == "kvm" else "max"
@@ -153,7 +173,7 @@ def qemu_command(image: Path, jobs_disk: Path, results_disk: Path, console: Path
         "-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none",
         "-serial", f"file:{console}", "-nic", "none", "-no-reboot",
         "-machine", "q35",
-        "-drive", (f"file={image},if=none,id=system,format={image_format(image)},"
+        "-drive", (f"file={_qemu_option_value(image.path)},if=none,id=system,format={image.format},"
                    "snapshot=on,cache=unsafe"),
         "-device", "virtio-blk-pci,drive=system,bootindex=0",
         "-drive", f"file={jobs_disk},if=none,id=jobs,format=raw,readonly=on",
