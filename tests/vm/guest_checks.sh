@@ -31,13 +31,8 @@ runtime=$home/.local/share/jupyter/runtime
 launcher=/usr/local/libexec/ebpf-nb-kernel
 failures=0
 
-step() { printf '\n=== %s  [%s, +%ss]\n' "$*" "$(date -u +%T)" "$SECONDS"; }
-ok() { printf 'ok: %s\n' "$*"; }
-fail() { printf 'FAIL: %s\n' "$*"; failures=$((failures + 1)); }
-check() { # description command...: runs the command, records ok/FAIL
-  local what=$1; shift
-  if "$@"; then ok "$what"; else fail "$what"; fi
-}
+# shellcheck source-path=SCRIPTDIR source=checks_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/checks_lib.sh"
 as_user() { runuser -u "$user" -- "$@"; }
 token() { sed -n 's/^EBPF_NB_TOKEN=//p' /etc/ebpf_nb/lab.env; }
 lab() { # code: run it in a kernel started by the service's JupyterLab, print its stdout

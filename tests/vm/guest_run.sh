@@ -12,7 +12,9 @@
 set -euo pipefail
 # Run from a private copy: the shared tree may change while this long script runs.
 if [ "${EBPF_NB_GUEST_COPY:-}" != 1 ]; then
-  cp "$0" /tmp/guest_run.sh && EBPF_NB_GUEST_COPY=1 exec bash /tmp/guest_run.sh "$@"
+  copy=$(mktemp -d /root/guest_run.XXXXXX)
+  cp "$0" "$(dirname "$0")/checks_lib.sh" "$copy/"
+  EBPF_NB_GUEST_COPY=1 exec bash "$copy/guest_run.sh" "$@"
 fi
 
 phase=${1:?phase}
@@ -25,13 +27,8 @@ failures=0
 provision=(bash "$repo/vagrant/provision.sh" --repo "$repo" --venv "$venv" --vm --user "$user"
            --create-user --workdir "$workdir" --ip 127.0.0.1 --port "$port")
 
-step() { printf '\n=== %s  [%s, +%ss]\n' "$*" "$(date -u +%T)" "$SECONDS"; }
-ok() { printf 'ok: %s\n' "$*"; }
-fail() { printf 'FAIL: %s\n' "$*"; failures=$((failures + 1)); }
-check() { # description command...: runs the command, records ok/FAIL
-  local what=$1; shift
-  if "$@"; then ok "$what"; else fail "$what"; fi
-}
+# shellcheck source-path=SCRIPTDIR source=checks_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/checks_lib.sh"
 guest_checks() { bash "$repo/tests/vm/guest_checks.sh" "$1" --repo "$repo" --venv "$venv" --user "$user" \
                    --workdir "$workdir" --ip 127.0.0.1 --port "$port"; }
 
