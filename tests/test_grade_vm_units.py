@@ -180,3 +180,36 @@ def test_the_guest_side_reads_the_jobs_and_writes_bounded_results(tmp_path: Path
     assert vm_job.main([str(tmp_path / "jobs.img"), str(tmp_path / "out.img")]) == 0
     assert ran == [(5.0, 512)] * 2
     assert read_results_disk(tmp_path / "out.img", 2) == [([GOOD], ""), ([GOOD], "")]
+
+
+def test_a_vm_stopped_mid_batch_keeps_the_verdicts_it_had(tmp_path: Path, monkeypatch) -> None:
+    from ebpf_nb.labs import vm_job
+    write_jobs_disk(tmp_path / "jobs.img", [{"lab": "x", "steps": []}] * 3, 5, 512)
+    (tmp_path / "out.img").write_bytes(b"\0" * 4096)
+    calls = []
+
+    def run_job(job, timeout, memory):
+        calls.append(job)
+        if len(calls) == 2:
+            raise SystemExit("the VM was stopped at its deadline")  # nothing after this runs
+        return [GOOD], ""
+
+    monkeypatch.setattr(vm_job, "run_job", run_job)
+    monkeypatch.setattr(vm_job, "reset", lambda baseline: None)
+    with pytest.raises(SystemExit):
+        vm_job.main([str(tmp_path / "jobs.img"), str(tmp_path / "out.img")])
+    first, second, third = read_results_disk(tmp_path / "out.img", 3)
+    assert first == ([GOOD], "")
+    assert second[0] == [] and "no verdicts" in second[1] and third == second
+
+
+def test_results_that_outgrow_the_disk_leave_the_last_ones_that_fit(tmp_path: Path,
+                                                                   monkeypatch) -> None:
+    from ebpf_nb.labs import vm_job
+    (tmp_path / "out.img").write_bytes(b"\0" * 4096)
+    small = [{"id": 0, "verdicts": [GOOD], "stopped": ""}]
+    assert vm_job.write_results(str(tmp_path / "out.img"), small)
+    monkeypatch.setattr(vm_job, "RESULTS_DISK_BYTES", 200)
+    huge = small + [{"id": 1, "verdicts": [{**GOOD, "message": "x" * 500}], "stopped": ""}]
+    assert not vm_job.write_results(str(tmp_path / "out.img"), huge)
+    assert read_results_disk(tmp_path / "out.img", 2)[0] == ([GOOD], "")

@@ -61,21 +61,30 @@ def main(argv: list[str]) -> int:
     assert isinstance(payload, dict)
     timeout, memory_mb = float(payload["timeout"]), int(payload["memory_mb"])
     baseline = user_processes()
-    results = []
+    results: list[dict[str, object]] = []
     for entry in payload["jobs"]:
         verdicts, stopped = run_job(entry["job"], timeout, memory_mb)
         results.append({"id": entry["id"], "verdicts": verdicts, "stopped": stopped})
         print(f"ebpf-nb-grade: job {entry['id']}: {len(verdicts)} verdicts {stopped}",
               flush=True)
+        # after every job, so that a VM stopped at its deadline keeps the verdicts it has
+        write_results(results_device, results)
         reset(baseline)
+    return 0
+
+
+def write_results(results_device: str, results: list[dict[str, object]]) -> bool:
+    """Write every result so far to the results disk, synced; False (nothing written) when
+    they no longer fit on it: the results written last stay."""
     out = pack(RESULTS_MAGIC, {"results": results})
     if len(out) > RESULTS_DISK_BYTES:
-        out = pack(RESULTS_MAGIC, {"results": []})
+        print("ebpf-nb-grade: the results no longer fit on the results disk", flush=True)
+        return False
     with open(results_device, "r+b") as handle:
         handle.write(out)
         handle.flush()
         os.fsync(handle.fileno())
-    return 0
+    return True
 
 
 if __name__ == "__main__":
