@@ -20,6 +20,7 @@ from . import decode
 from .constants import MapType
 from .kernel import maps as kmaps
 from .kernel.closing import Closing
+from .kernel.pages import small_pages
 from .kernel.perfbuf import PerfBufferReader
 from .kernel.ringbuf import RingBufferReader
 from .reading import DRAIN_QUIET, Trigger, bounded_read, finish_frame
@@ -93,6 +94,10 @@ class EventStream(Closing):
     def read(self, *, seconds: float | None = None, count: int | None = None,
              trigger: Trigger = None) -> pd.DataFrame:
         """Events that arrive within the bounds, one row each (see ``Program.events``)."""
+        with small_pages():  # the rows, strings and columns are fresh memory (see .kernel.pages)
+            return self._read(seconds, count, trigger)
+
+    def _read(self, seconds: float | None, count: int | None, trigger: Trigger) -> pd.DataFrame:
         store = RowStore(self.dtype.itemsize, expected=count)
         cpus: list[np.ndarray] = []
         stamps: list[tuple[int, float]] = []  # (rows, seconds since the stream opened)
