@@ -22,6 +22,7 @@ from .constants import (
 )
 from .errors import UsageError
 from .kernel import maps as kmaps
+from .key_order import key_order
 from .reading import Trigger, validate_bounds
 
 
@@ -288,8 +289,9 @@ def map_frame(raw: kmaps.RawMap, layout: MapLayout) -> pd.DataFrame:
         for col, vals in decode.columns(values, "value").items():
             data[col if col not in data else f"value_{col}"] = vals
     if raw.map_type not in INDEXED_MAP_TYPES and keys.dtype.names is None and len(keys):
-        order = np.argsort(keys)  # hash keys are unique: any sort gives the one order
+        order = key_order(keys)  # hash keys are unique: any sort gives the one order
         data = {col: _take(values, order) for col, values in data.items()}
+        return pd.DataFrame(data, copy=False)  # new columns, the frame's own: no second copy
     return pd.DataFrame(data)
 
 
