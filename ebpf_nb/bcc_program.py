@@ -18,6 +18,7 @@ from . import diagnostics, host
 from .capture import capture_stderr
 from .constants import BUFFER_MAP_TYPES, MapType
 from .errors import AttachError, CompileError, EbpfNbError, HostError, UsageError, VerifierError
+from .kernel import libbpf
 from .kernel.maps import prog_id_of_fd as prog_id
 from .probes import ProbeSpec, parse_probe, probe_from_convention
 from .program import Attachment, MapLayout, Program
@@ -25,7 +26,7 @@ from .program import Attachment, MapLayout, Program
 try:  # BCC comes from the distribution (python3-bpfcc), not from PyPI
     from bcc import BPF
     from bcc.libbcc import lib as bcc_lib
-except ImportError:  # pragma: no cover - reported by BpfProgram and the doctor
+except (ImportError, OSError):  # pragma: no cover - reported by BpfProgram and the doctor
     BPF = None
     bcc_lib = None
 else:
@@ -66,6 +67,7 @@ class BpfProgram(Program):
                  defines: Sequence[str] | Mapping[str, str] = (), cflags: Sequence[str] = (),
                  attach: bool = True):
         super().__init__(name, source)
+        libbpf.lib()  # HostError naming what to install (libbcc links libbpf.so.1 too)
         if BPF is None:
             raise HostError("BCC's Python bindings are not importable",
                             hint="apt-get install python3-bpfcc, and use the venv `make setup` "

@@ -224,7 +224,8 @@ def test_a_bcc_rejection_keeps_its_line_after_a_blank_first_line(shell):
 def test_the_verifier_log_survives_libbpfs_message_buffer_filling_up(monkeypatch, room):
     """After many loads libbpf's message list is trimmed; a load that straddles the trim must
     still show its verifier log (it once ended as a bare 'Permission denied')."""
-    from ebpf_nb.core import CoreProgram, libbpf
+    from ebpf_nb.core import CoreProgram
+    from ebpf_nb.core import libbpf_log as libbpf
 
     monkeypatch.setattr(libbpf, "LOG", [(4, "an older message")] * (libbpf._LOG_LIMIT - room))
     monkeypatch.setattr(libbpf, "_dropped", 0)
@@ -241,7 +242,8 @@ def test_the_verifier_log_survives_bcc_replacing_libbpfs_print_callback():
     is left in place."""
     import ctypes
 
-    from ebpf_nb.core import CoreProgram, libbpf
+    from ebpf_nb.core import CoreProgram
+    from ebpf_nb.kernel import libbpf
 
     seen: list[int] = []
     other = libbpf.PRINT_FN(lambda level, fmt, args: seen.append(level) or 0)

@@ -2,8 +2,9 @@
 
 ``CoreProgram`` is the program object of a ``%%bpf NAME --core`` cell; the pieces it is built
 from are usable on their own: ``vmlinux`` (the header, cached per kernel build), ``compile``
-(clang, cached per source/flags/kernel), ``libbpf`` (the system's libbpf.so.1 through ctypes),
-``btf_types`` (BTF -> numpy dtypes).
+(clang, cached per source/flags/kernel), ``objects`` (a libbpf object: open, load, attach; on
+the kit's one libbpf binding, :mod:`ebpf_nb.kernel.libbpf`), ``libbpf_log`` (libbpf's
+messages), ``btf_types`` (BTF -> numpy dtypes).
 """
 from __future__ import annotations
 

@@ -75,7 +75,7 @@ def libbpf_kernel_version(*, version_signature: str | None, uname_version: str,
 
 def libbpf_version() -> tuple[int, int]:
     """(major, minor) of the libbpf.so the kit loads CO-RE programs with."""
-    from .libbpf import lib
+    from ebpf_nb.kernel.libbpf import lib
 
     handle = lib()
     return int(handle.libbpf_major_version()), int(handle.libbpf_minor_version())

@@ -25,10 +25,12 @@ import pandas as pd
 
 from ebpf_nb import diagnostics
 from ebpf_nb.constants import BUFFER_MAP_TYPES, ProgType, map_type_name
-from ebpf_nb.core import libbpf
+from ebpf_nb.core import objects
 from ebpf_nb.core.btf_types import Btf
 from ebpf_nb.core.compile import compile_cell
 from ebpf_nb.errors import AttachError, CompileError, HostError, UsageError, VerifierError
+from ebpf_nb.kernel import libbpf
+from ebpf_nb.kernel.libbpf import LibbpfError
 from ebpf_nb.probes import ProbeSpec, parse_probe
 from ebpf_nb.program import Attachment, MapLayout, Program
 from ebpf_nb.reading import Trigger
@@ -52,16 +54,17 @@ class CoreProgram(Program):
         from ebpf_nb import host
 
         host.require_privileges()
+        libbpf.lib()  # HostError naming what to install when libbpf is missing
         specs = [parse_probe(p) for p in probes]
         self.compiled = compile_cell(source, defines=_defines(defines))
         self.cache_hit = self.compiled.cached
-        self._links: list[libbpf.Link] = []
-        self._obj: libbpf.BpfObject | None = None
+        self._links: list[objects.Link] = []
+        self._obj: objects.BpfObject | None = None
         self._layouts: dict[str, MapLayout] | None = None
         self.in_kernel = False
         try:
-            self._obj = libbpf.BpfObject.open(self.compiled.path, name=_object_name(name))
-        except libbpf.LibbpfCallError as err:
+            self._obj = objects.BpfObject.open(self.compiled.path, name=_object_name(name))
+        except LibbpfError as err:
             raise CompileError(f"libbpf cannot open the compiled cell: {err.strerror}",
                                details=_relevant(err.log)) from None
         self.probes = specs
@@ -77,7 +80,7 @@ class CoreProgram(Program):
             raise
 
     # --- globals --------------------------------------------------------------------------
-    def _rodata(self) -> libbpf.Map | None:
+    def _rodata(self) -> objects.ObjectMap | None:
         assert self._obj is not None
         return next((m for n, m in self._obj.maps.items() if n.endswith(".rodata")), None)
 
@@ -146,7 +149,7 @@ class CoreProgram(Program):
         assert self._obj is not None
         try:
             self._obj.load()
-        except libbpf.LibbpfCallError as err:
+        except LibbpfError as err:
             raise self._load_error(err) from None
         self.in_kernel = True
         return self
@@ -193,11 +196,11 @@ class CoreProgram(Program):
                          hint='put it in SEC("tracepoint") or SEC("ksyscall")')
 
     def _attach_one(self, function: str, kind: str | None, target: tuple[str, ...]
-                    ) -> libbpf.Link:
+                    ) -> objects.Link:
         assert self._obj is not None
         try:
             return self._obj.attach(function, kind, target)
-        except libbpf.LibbpfCallError as err:
+        except LibbpfError as err:
             section = self._obj.programs[function].section
             if kind is None and err.errno == errno.EOPNOTSUPP:
                 raise _NoAutoAttach(function) from None
@@ -214,7 +217,7 @@ class CoreProgram(Program):
             raise AttachError(f"cannot attach {function} to {what}: {err.strerror}",
                               hint=hint, details=_relevant(err.log) or None) from None
 
-    def _load_error(self, err: libbpf.LibbpfCallError) -> Exception:
+    def _load_error(self, err: LibbpfError) -> Exception:
         assert self._obj is not None
         log = err.log
         text = "\n".join(log)
@@ -460,7 +463,7 @@ def dump_instructions(prog_id: int, *, jited: bool = False, prog_fd: int | None 
     if done.returncode == 0 and done.stdout.strip():
         return done.stdout
     if jited and prog_fd is not None and "libbfd" in (done.stdout + done.stderr):
-        return _objdump(libbpf.prog_jited_code(prog_fd))
+        return _objdump(objects.prog_jited_code(prog_fd))
     raise HostError(f"bpftool could not dump program {prog_id}",
                     details=(done.stderr or done.stdout).strip())
 

@@ -1,0 +1,212 @@
+"""A libbpf BPF object as Python objects: open, set globals, load, attach, close.
+
+Built on the kit's one libbpf binding (:mod:`ebpf_nb.kernel.libbpf`): every failed call raises
+its :class:`~ebpf_nb.kernel.libbpf.LibbpfError` (``errno``, and ``log``, libbpf's messages of
+that call, from :mod:`ebpf_nb.core.libbpf_log`). What a failure means for the student is
+decided by :mod:`ebpf_nb.core.program`.
+"""
+from __future__ import annotations
+
+import ctypes
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ebpf_nb.core.libbpf_log import captured_log, logged_lib
+from ebpf_nb.kernel.libbpf import LibbpfError, OpenOpts, UprobeOpts, check, check_ptr
+from ebpf_nb.kernel.maps import prog_id_of_fd
+
+__all__ = ["BpfObject", "LibbpfError", "Link", "ObjectMap", "ObjectProgram", "prog_jited_code"]
+
+
+@dataclass
+class ObjectProgram:
+    """One program of an object (``SEC()`` function): name, section, and its fd once loaded."""
+
+    ptr: int
+    name: str
+    section: str
+
+    @property
+    def fd(self) -> int:
+        return logged_lib().bpf_program__fd(self.ptr)
+
+    @property
+    def prog_type(self) -> int:
+        return logged_lib().bpf_program__type(self.ptr)
+
+    def info_id(self) -> int:
+        """The kernel's id of the loaded program (what ``bpftool prog show id`` takes)."""
+        return prog_id_of_fd(self.fd)
+
+
+@dataclass
+class ObjectMap:
+    """One map of an object, as libbpf describes it."""
+
+    ptr: int
+    name: str
+
+    @property
+    def fd(self) -> int:
+        return logged_lib().bpf_map__fd(self.ptr)
+
+    @property
+    def map_type(self) -> int:
+        return logged_lib().bpf_map__type(self.ptr)
+
+    @property
+    def max_entries(self) -> int:
+        return logged_lib().bpf_map__max_entries(self.ptr)
+
+    @property
+    def btf_key_type_id(self) -> int:
+        return logged_lib().bpf_map__btf_key_type_id(self.ptr)
+
+    @property
+    def btf_value_type_id(self) -> int:
+        return logged_lib().bpf_map__btf_value_type_id(self.ptr)
+
+    def initial_value(self) -> bytes:
+        """The map's initial contents (``.rodata``/``.data``), before load."""
+        size = ctypes.c_size_t()
+        ptr = logged_lib().bpf_map__initial_value(self.ptr, ctypes.byref(size))
+        return ctypes.string_at(ptr, size.value) if ptr else b""
+
+    def set_initial_value(self, data: bytes) -> None:
+        buf = ctypes.create_string_buffer(data, len(data))
+        check(logged_lib().bpf_map__set_initial_value(self.ptr, buf, len(data)),
+              "bpf_map__set_initial_value")
+
+
+@dataclass
+class Link:
+    """An attachment; ``destroy()`` detaches it (idempotent)."""
+
+    ptr: int | None
+    program: str
+    probe: str
+
+    def destroy(self) -> None:
+        if self.ptr:
+            logged_lib().bpf_link__destroy(self.ptr)
+            self.ptr = None
+
+
+@dataclass
+class BpfObject:
+    """An opened (and later loaded) BPF object file. ``close()`` unloads everything it holds."""
+
+    path: Path
+    ptr: int | None = None
+    programs: dict[str, ObjectProgram] = field(default_factory=dict)
+    maps: dict[str, ObjectMap] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, path: Path, *, name: str | None = None, kconfig: str | None = None
+             ) -> BpfObject:
+        opts = OpenOpts(sz=ctypes.sizeof(OpenOpts))
+        if name:
+            opts.object_name = name.encode()
+        if kconfig:
+            opts.kconfig = kconfig.encode()
+        libbpf = logged_lib()
+        with captured_log() as log:
+            ctypes.set_errno(0)
+            ptr = libbpf.bpf_object__open_file(str(path).encode(), ctypes.byref(opts))
+        obj = cls(path, check_ptr(ptr, "bpf_object__open_file", log))
+        prog = libbpf.bpf_object__next_program(ptr, None)
+        while prog:
+            name_ = libbpf.bpf_program__name(prog).decode()
+            obj.programs[name_] = ObjectProgram(prog, name_,
+                                                libbpf.bpf_program__section_name(prog).decode())
+            prog = libbpf.bpf_object__next_program(ptr, prog)
+        map_ = libbpf.bpf_object__next_map(ptr, None)
+        while map_:
+            name_ = libbpf.bpf_map__name(map_).decode()
+            obj.maps[name_] = ObjectMap(map_, name_)
+            map_ = libbpf.bpf_object__next_map(ptr, map_)
+        return obj
+
+    def btf_raw(self) -> bytes:
+        """The object's BTF as raw bytes (after libbpf's fix-ups of data sections)."""
+        libbpf = logged_lib()
+        btf = libbpf.bpf_object__btf(self.ptr)
+        if not btf:
+            return b""
+        size = ctypes.c_uint32()
+        data = libbpf.btf__raw_data(btf, ctypes.byref(size))
+        return ctypes.string_at(data, size.value) if data else b""
+
+    def load(self) -> list[str]:
+        """Load maps and programs into the kernel; return libbpf's messages (raise on failure)."""
+        with captured_log() as log:
+            ret = logged_lib().bpf_object__load(self.ptr)
+        check(ret, "bpf_object__load", log)
+        return log
+
+    def set_attach_target(self, program: str, function: str) -> None:
+        check(logged_lib().bpf_program__set_attach_target(self.programs[program].ptr, 0,
+                                                          function.encode()),
+              "bpf_program__set_attach_target")
+
+    def attach(self, program: str, kind: str | None = None, target: tuple[str, ...] = ()
+               ) -> Link:
+        """Attach ``program`` from its SEC() name (``kind=None``) or to an explicit probe.
+
+        ``kind`` is one of tracepoint, raw_tracepoint, kprobe, kretprobe, ksyscall, fentry,
+        fexit, uprobe, uretprobe; ``target`` its ':'-separated parts.
+        """
+        libbpf, prog = logged_lib(), self.programs[program].ptr
+        enc = [t.encode() for t in target]
+        with captured_log() as log:
+            ctypes.set_errno(0)
+            if kind is None:
+                ptr = libbpf.bpf_program__attach(prog)
+            elif kind == "tracepoint":
+                ptr = libbpf.bpf_program__attach_tracepoint(prog, enc[0], enc[1])
+            elif kind == "raw_tracepoint":
+                ptr = libbpf.bpf_program__attach_raw_tracepoint(prog, enc[0])
+            elif kind in ("kprobe", "kretprobe"):
+                ptr = libbpf.bpf_program__attach_kprobe(prog, kind == "kretprobe", enc[0])
+            elif kind == "ksyscall":
+                ptr = libbpf.bpf_program__attach_ksyscall(prog, enc[0], None)
+            elif kind in ("fentry", "fexit"):
+                ptr = libbpf.bpf_program__attach_trace(prog)
+            elif kind in ("uprobe", "uretprobe"):
+                opts = UprobeOpts(sz=ctypes.sizeof(UprobeOpts), retprobe=kind == "uretprobe",
+                                  func_name=enc[1])
+                ptr = libbpf.bpf_program__attach_uprobe_opts(prog, -1, enc[0], 0,
+                                                             ctypes.byref(opts))
+            else:
+                raise ValueError(f"unknown attach kind {kind!r}")
+        check_ptr(ptr, f"attach {program}", log)
+        probe = self.programs[program].section if kind is None else ":".join((kind, *target))
+        return Link(ptr, program, probe)
+
+    def close(self) -> None:
+        """Unload programs and maps (links must be destroyed first). Idempotent.
+
+        libbpf frees every program and map of the object: their wrappers are dropped too, so
+        none of their freed pointers can be used afterwards."""
+        if self.ptr:
+            logged_lib().bpf_object__close(self.ptr)
+            self.ptr = None
+        self.programs = {}
+        self.maps = {}
+
+
+def prog_jited_code(fd: int) -> bytes:
+    """The native code the JIT made of a loaded program (``bpf_prog_info.jited_prog_insns``)."""
+    libbpf = logged_lib()
+    info = ctypes.create_string_buffer(256)
+    size = ctypes.c_uint32(len(info))
+    check(libbpf.bpf_obj_get_info_by_fd(fd, info, ctypes.byref(size)), "bpf_obj_get_info_by_fd")
+    jited_len = int.from_bytes(info.raw[16:20], sys.byteorder)
+    code = ctypes.create_string_buffer(max(jited_len, 1))
+    info = ctypes.create_string_buffer(256)  # ask only for the JIT-ed code this time
+    info[16:20] = jited_len.to_bytes(4, sys.byteorder)
+    info[24:32] = ctypes.addressof(code).to_bytes(8, sys.byteorder)
+    size = ctypes.c_uint32(len(info))
+    check(libbpf.bpf_obj_get_info_by_fd(fd, info, ctypes.byref(size)), "bpf_obj_get_info_by_fd")
+    return code.raw[:jited_len]
