@@ -23,6 +23,7 @@ from .kernel.closing import Closing
 from .kernel.pages import small_pages
 from .kernel.perfbuf import PerfBufferReader
 from .kernel.ringbuf import RingBufferReader
+from .oserrors import translating
 from .reading import DRAIN_QUIET, Trigger, bounded_read, finish_frame
 
 # Wake the reader every 64 perf events rather than every one: at one wakeup per event the
@@ -91,6 +92,7 @@ class EventStream(Closing):
         if self.is_ring and not backlog:
             self.reader.read_array(dtype.itemsize, timeout=0.0)
 
+    @translating
     def read(self, *, seconds: float | None = None, count: int | None = None,
              trigger: Trigger = None) -> pd.DataFrame:
         """Events that arrive within the bounds, one row each (see ``Program.events``)."""

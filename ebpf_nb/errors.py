@@ -3,12 +3,16 @@
 Each error carries a one-line ``message`` (what is wrong, and where), an optional ``hint``
 (what to do), and optional ``details`` (the compiler's or verifier's own words, trimmed).
 ``str(err)`` is what the notebook shows; no library traceback is needed to understand it.
+An OS error of the data layer becomes one of these in :mod:`ebpf_nb.oserrors`, which keeps its
+``errno``.
 """
 from __future__ import annotations
 
 
 class EbpfNbError(Exception):
     """Base class of all errors the kit raises on purpose."""
+
+    errno: int | None = None  # the OS error's errno, when one was translated into this
 
     def __init__(self, message: str, *, hint: str | None = None, details: str | None = None):
         super().__init__(message)

@@ -23,6 +23,7 @@ from .constants import (
 from .errors import UsageError
 from .kernel import maps as kmaps
 from .key_order import key_order
+from .oserrors import translating
 from .reading import Trigger, validate_bounds
 
 
@@ -146,6 +147,7 @@ class Program:
         return layouts[map_name]
 
     # --- maps ---------------------------------------------------------------------------
+    @translating
     def table(self, map_name: str, *, kind: str | None = None) -> pd.DataFrame:
         """The map's current contents as a DataFrame (see :mod:`ebpf_nb.decode` for columns).
 
@@ -192,6 +194,7 @@ class Program:
         return {}
 
     # --- events ---------------------------------------------------------------------------
+    @translating
     def events(self, map_name: str, seconds: float | None = None, count: int | None = None,
                trigger: Trigger = None) -> pd.DataFrame:
         """Events from a perf or ring buffer map, one row each, bounded by seconds/count.
@@ -205,6 +208,7 @@ class Program:
         return collect_events(layout, dtype, seconds=seconds, count=count, trigger=trigger,
                               label=f"{self.name}.{map_name}")
 
+    @translating
     def event_stream(self, map_name: str, *, backlog: bool = False):
         """An open reader on a buffer map whose successive ``read(seconds=...)`` calls see every
         event once (what a live view uses); closed by ``close()`` or when the program detaches."""

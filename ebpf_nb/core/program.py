@@ -31,6 +31,7 @@ from ebpf_nb.core.compile import compile_cell
 from ebpf_nb.errors import AttachError, CompileError, HostError, UsageError, VerifierError
 from ebpf_nb.kernel import libbpf
 from ebpf_nb.kernel.libbpf import LibbpfError
+from ebpf_nb.oserrors import translating
 from ebpf_nb.probes import ProbeSpec, parse_probe
 from ebpf_nb.program import Attachment, MapLayout, Program
 from ebpf_nb.reading import Trigger
@@ -336,12 +337,14 @@ class CoreProgram(Program):
         return super().events(map_name, seconds=seconds, count=count, trigger=trigger)
 
     # --- instructions ----------------------------------------------------------------------
+    @translating
     def program_ids(self) -> dict[str, int]:
         """Kernel program id of each loaded SEC() function (what bpftool shows)."""
         self.load()
         assert self._obj is not None
         return {name: p.info_id() for name, p in self._obj.programs.items()}
 
+    @translating
     def instructions(self, func: str | None = None, *, jited: bool = False,
                      text: bool = False) -> pd.DataFrame | str:
         """The kernel's translated (or JIT-ed) instructions of a loaded program.
