@@ -155,12 +155,36 @@ class EventStream(Closing):
                                       [n for n, _ in stamps])
         # The columns are views of ``rows``: the records are copied once, from the kernel's
         # ring into ``rows``, and not again per column.
-        return pd.DataFrame(data, copy=False)
+        return pd.DataFrame({name: string_column(values) for name, values in data.items()},
+                            copy=False)
 
     def close(self) -> None:
         if not self.closed:
             self.closed = True
             self.reader.close()
+
+
+def _default_string_array():
+    """The constructor of pandas' default string column when it can take an object array of
+    ``str`` as it is (pandas >= 3 without pyarrow: ``StringArray``), else ``None``."""
+    dtype = pd.Series(np.array([""], dtype=object)).dtype
+    array = getattr(pd.arrays, "StringArray", None)
+    if (isinstance(dtype, pd.StringDtype) and dtype.storage == "python"
+            and hasattr(array, "_simple_new")):
+        return lambda values: array._simple_new(values, dtype)
+    return None
+
+
+_STRING_ARRAY = _default_string_array()
+
+
+def string_column(values):
+    """An object array of ``str`` (:func:`ebpf_nb.kernel.records.cstrings`) as the column pandas
+    would make of it, without its copy and check of every row (each value is a ``str``): pandas
+    3's ``str`` dtype; other columns, and every column with pandas 2, unchanged."""
+    if _STRING_ARRAY is None or not isinstance(values, np.ndarray) or values.dtype != object:
+        return values
+    return _STRING_ARRAY(values)
 
 
 def collect_events(layout, dtype: np.dtype, *, seconds: float | None, count: int | None,

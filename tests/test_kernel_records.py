@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 
 import numpy as np
+import pytest
 
 from ebpf_nb.kernel.perfbuf import PERF_RECORD_LOST, PERF_RECORD_SAMPLE, PerfBufferReader
 from ebpf_nb.kernel.records import group_rows
@@ -111,6 +112,71 @@ def test_cstrings_falls_back_row_by_row_on_a_hash_collision(monkeypatch):
     b = b"12345678" + b"abcdefgh"  # same xor of its words: collides with a
     values = np.array([a, b, a, b"zz"], dtype="S16")
     assert list(records.cstrings(values)) == [a.decode(), b.decode(), a.decode(), "zz"]
+
+
+def _decoded(values: np.ndarray) -> list[str]:
+    return [v.split(b"\0", 1)[0].decode("utf-8", "replace") for v in values.tolist()]
+
+
+@pytest.mark.parametrize("chunk", [7, 64, 1 << 16])
+def test_cstrings_runs_are_exact_across_chunks_and_words(monkeypatch, chunk):
+    """Runs of equal rows (found row against row, RUN_CHUNK rows per pass): values that differ
+    only in their second 8-byte word, runs ending on and across chunk edges, a strided field."""
+    from ebpf_nb.kernel import records
+    monkeypatch.setattr(records, "RUN_CHUNK", chunk)
+    names = np.array([b"kworker/0:1", b"kworker/0:2", b"bash", b"", b"kworker/0:1"], dtype="S16")
+    lengths = [1, 6, 7, 8, 50, 13, 64, 65, 1, 200]
+    picks = np.repeat(np.arange(len(lengths)) % len(names), lengths)
+    ev = np.zeros(len(picks), dtype=[("pid", "<u4"), ("comm", "S16"), ("x", "<u8")])
+    ev["comm"] = names[picks]
+    got = records.cstrings(ev["comm"])
+    assert list(got) == _decoded(ev["comm"])
+    assert got[0] is got[-1]  # one str per distinct value, across runs
+    assert list(records.cstrings(ev["comm"][:1])) == ["kworker/0:1"]
+
+
+def test_cstrings_without_runs_group_the_rows_themselves(monkeypatch):
+    from ebpf_nb.kernel import records
+    values = np.array([b"a", b"b"] * 500, dtype="S16")  # a new run on every row
+    calls = []
+    real = records._distinct
+    monkeypatch.setattr(records, "_distinct", lambda raw, words: calls.append(len(raw))
+                        or real(raw, words))
+    assert list(records.cstrings(values)) == ["a", "b"] * 500
+    assert calls == [1000]  # the runs were given up, all rows grouped at once
+    calls.clear()
+    assert list(records.cstrings(np.repeat(values[:4], 250))) == _decoded(np.repeat(values[:4],
+                                                                                   250))
+    assert calls == [4]  # four runs: only their first rows are grouped
+
+
+def test_cstrings_runs_fall_back_row_by_row_on_a_hash_collision(monkeypatch):
+    from ebpf_nb.kernel import records
+    monkeypatch.setattr(records, "_MIX", np.uint64(0))
+    a, b = b"abcdefgh" + b"12345678", b"12345678" + b"abcdefgh"
+    values = np.array([a] * 100 + [b] * 100 + [a] * 100, dtype="S16")
+    assert list(records.cstrings(values)) == [a.decode()] * 100 + [b.decode()] * 100 + [
+        a.decode()] * 100
+
+
+def test_string_columns_are_what_pandas_makes_of_them_without_a_copy():
+    import pandas as pd
+
+    from ebpf_nb.buffers import string_column
+    from ebpf_nb.kernel.records import cstrings
+    values = cstrings(np.array([b"bash", b"", b"caf\xc3\xa9"] * 3, dtype="S16"))
+    ours = pd.DataFrame({"comm": string_column(values), "n": np.arange(9)}, copy=False)
+    theirs = pd.DataFrame({"comm": values, "n": np.arange(9)})
+    pd.testing.assert_frame_equal(ours, theirs)
+    assert type(ours["comm"].array) is type(theirs["comm"].array)
+    assert ours["comm"].dtype == theirs["comm"].dtype
+    assert list(ours.comm.value_counts().items()) == list(theirs.comm.value_counts().items())
+    assert (ours.comm == "café").sum() == 3 and ours.comm.str.len().tolist() == [4, 0, 4] * 3
+    if isinstance(theirs["comm"].dtype, pd.StringDtype) and theirs["comm"].dtype.storage == (
+            "python"):  # pandas 3: the str column holds cstrings' array itself
+        assert np.shares_memory(ours["comm"].array._ndarray, values)
+    numbers = np.arange(3)
+    assert string_column(numbers) is numbers
 
 
 def test_row_store_grows_and_keeps_order():

@@ -86,20 +86,55 @@ def stack(records: list[bytes], size: int) -> np.ndarray:
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
+RUN_CHUNK = 1 << 16  # rows compared with their predecessor per numpy pass (fits in cache)
+
+
 def cstrings(values: np.ndarray) -> np.ndarray:
     """C ``char[N]`` fields -> an object array of ``str``, each cut at its first NUL.
 
     ``values`` is an ``S<N>`` array (a struct field is read in place, not copied) or ``(n, N)``
-    uint8 rows. Rows are grouped by their raw bytes first (a hash of the 8-byte words, then
-    checked exactly), and each *distinct* value is cut at its NUL and decoded once: event streams
-    repeat the same few ``comm`` values, so a million rows cost a few numpy passes, and every row
-    of a group refers to the same ``str``.
+    uint8 rows. Event streams repeat the same few ``comm`` values, often many rows in a row: runs
+    of equal raw bytes are found first (each row against the one before, word by word), then the
+    first rows of the runs are grouped by their raw bytes (a hash of the 8-byte words, checked
+    exactly), and each *distinct* value is cut at its NUL and decoded once. Every row of a group
+    refers to the same ``str``.
     """
     n = len(values)
     if n == 0:
         return np.empty(0, dtype=object)
     raw = _byte_rows(values)
     words = _words(raw)
+    starts = _run_starts(words)
+    if starts is None:  # hardly any runs: group the rows themselves
+        return _distinct(raw, words)
+    firsts = np.ascontiguousarray(raw[starts])
+    return np.repeat(_distinct(firsts, _words(firsts)), np.diff(starts, append=n))
+
+
+def _run_starts(words: np.ndarray) -> np.ndarray | None:
+    """The rows that differ from the row before them (row 0 included), or ``None`` as soon as
+    more than a quarter of the rows looked at do (runs would not pay for themselves)."""
+    n, width = words.shape
+    found = [np.zeros(1, dtype=np.intp)]
+    count = 1
+    for lo in range(1, n, RUN_CHUNK):
+        hi = min(lo + RUN_CHUNK, n)
+        differs = words[lo:hi, 0] != words[lo - 1:hi - 1, 0]
+        for j in range(1, width):
+            differs |= words[lo:hi, j] != words[lo - 1:hi - 1, j]
+        at = np.flatnonzero(differs)
+        if len(at):
+            count += len(at)
+            if 4 * count > hi:
+                return None
+            found.append(at + lo)
+    return found[0] if len(found) == 1 else np.concatenate(found)
+
+
+def _distinct(raw: np.ndarray, words: np.ndarray) -> np.ndarray:
+    """:func:`cstrings` of ``(n, width)`` rows ``raw`` (``words``: the same as uint64 words),
+    each distinct value decoded once (see :func:`cstrings`)."""
+    n = len(raw)
     key = words[:, 0].copy()
     for j in range(1, words.shape[1]):
         key *= _MIX
