@@ -84,8 +84,6 @@ class Link:
     """An attachment; ``destroy()`` detaches it (idempotent)."""
 
     ptr: int | None
-    program: str
-    probe: str
 
     def destroy(self) -> None:
         if self.ptr:
@@ -103,13 +101,10 @@ class BpfObject:
     maps: dict[str, ObjectMap] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, path: Path, *, name: str | None = None, kconfig: str | None = None
-             ) -> BpfObject:
+    def open(cls, path: Path, *, name: str | None = None) -> BpfObject:
         opts = OpenOpts(sz=ctypes.sizeof(OpenOpts))
         if name:
             opts.object_name = name.encode()
-        if kconfig:
-            opts.kconfig = kconfig.encode()
         libbpf = logged_lib()
         with captured_log() as log:
             ctypes.set_errno(0)
@@ -138,12 +133,11 @@ class BpfObject:
         data = libbpf.btf__raw_data(btf, ctypes.byref(size))
         return ctypes.string_at(data, size.value) if data else b""
 
-    def load(self) -> list[str]:
-        """Load maps and programs into the kernel; return libbpf's messages (raise on failure)."""
+    def load(self) -> None:
+        """Load maps and programs into the kernel (``LibbpfError`` with libbpf's messages)."""
         with captured_log() as log:
             ret = logged_lib().bpf_object__load(self.ptr)
         check(ret, "bpf_object__load", log)
-        return log
 
     def set_attach_target(self, program: str, function: str) -> None:
         check(logged_lib().bpf_program__set_attach_target(self.programs[program].ptr, 0,
@@ -180,9 +174,7 @@ class BpfObject:
                                                              ctypes.byref(opts))
             else:
                 raise ValueError(f"unknown attach kind {kind!r}")
-        check_ptr(ptr, f"attach {program}", log)
-        probe = self.programs[program].section if kind is None else ":".join((kind, *target))
-        return Link(ptr, program, probe)
+        return Link(check_ptr(ptr, f"attach {program}", log))
 
     def close(self) -> None:
         """Unload programs and maps (links must be destroyed first). Idempotent.
