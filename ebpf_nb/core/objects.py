@@ -19,6 +19,11 @@ from ebpf_nb.kernel.maps import prog_id_of_fd
 __all__ = ["BpfObject", "LibbpfError", "Link", "ObjectMap", "ObjectProgram", "prog_jited_code"]
 
 
+def _asks(call: str) -> property:
+    """A read-only property: libbpf's ``call`` on the object's pointer (``self.ptr``)."""
+    return property(lambda self: getattr(logged_lib(), call)(self.ptr), doc=f"libbpf's {call}()")
+
+
 @dataclass
 class ObjectProgram:
     """One program of an object (``SEC()`` function): name, section, and its fd once loaded."""
@@ -27,13 +32,8 @@ class ObjectProgram:
     name: str
     section: str
 
-    @property
-    def fd(self) -> int:
-        return logged_lib().bpf_program__fd(self.ptr)
-
-    @property
-    def prog_type(self) -> int:
-        return logged_lib().bpf_program__type(self.ptr)
+    fd = _asks("bpf_program__fd")
+    prog_type = _asks("bpf_program__type")
 
     def info_id(self) -> int:
         """The kernel's id of the loaded program (what ``bpftool prog show id`` takes)."""
@@ -47,25 +47,11 @@ class ObjectMap:
     ptr: int
     name: str
 
-    @property
-    def fd(self) -> int:
-        return logged_lib().bpf_map__fd(self.ptr)
-
-    @property
-    def map_type(self) -> int:
-        return logged_lib().bpf_map__type(self.ptr)
-
-    @property
-    def max_entries(self) -> int:
-        return logged_lib().bpf_map__max_entries(self.ptr)
-
-    @property
-    def btf_key_type_id(self) -> int:
-        return logged_lib().bpf_map__btf_key_type_id(self.ptr)
-
-    @property
-    def btf_value_type_id(self) -> int:
-        return logged_lib().bpf_map__btf_value_type_id(self.ptr)
+    fd = _asks("bpf_map__fd")
+    map_type = _asks("bpf_map__type")
+    max_entries = _asks("bpf_map__max_entries")
+    btf_key_type_id = _asks("bpf_map__btf_key_type_id")
+    btf_value_type_id = _asks("bpf_map__btf_value_type_id")
 
     def initial_value(self) -> bytes:
         """The map's initial contents (``.rodata``/``.data``), before load."""
