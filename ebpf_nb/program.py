@@ -22,6 +22,7 @@ from .constants import (
 )
 from .errors import UsageError
 from .kernel import maps as kmaps
+from .kernel.records import cstrings
 from .key_order import key_order
 from .oserrors import translating
 from .reading import Trigger, validate_bounds
@@ -280,27 +281,35 @@ class Program:
 # --- shared decoding ------------------------------------------------------------------------
 
 def map_frame(raw: kmaps.RawMap, layout: MapLayout) -> pd.DataFrame:
-    """Keys and values of a hash/array/LRU/per-CPU map as columns."""
+    """Keys and values of a hash/array/LRU/per-CPU map as columns (hash rows sorted by key)."""
     key_dtype = layout.key_dtype or np.dtype((np.uint8, raw.key_size))
     value_dtype = layout.value_dtype or np.dtype((np.uint8, raw.value_size))
     keys = kmaps.to_structured(raw.keys, key_dtype)
+    value_rows = raw.values
+    in_order = bool(raw.map_type not in INDEXED_MAP_TYPES and keys.dtype.names is None
+                    and len(keys))
+    if in_order:
+        order = key_order(keys)  # hash keys are unique: any sort gives the one order
+        keys, value_rows = keys[order], _rows_in_order(value_rows, order)
     data = decode.columns(keys, "key")
     if raw.map_type in PERCPU_MAP_TYPES:
-        per_cpu = kmaps.to_structured(raw.values, kmaps.percpu_dtype(value_dtype, raw.ncpus))
+        per_cpu = kmaps.to_structured(value_rows, kmaps.percpu_dtype(value_dtype, raw.ncpus))
         data.update(_percpu_columns(per_cpu["v"], value_dtype))
     else:
-        values = kmaps.to_structured(raw.values, value_dtype)
+        values = kmaps.to_structured(value_rows, value_dtype)
         for col, vals in decode.columns(values, "value").items():
             data[col if col not in data else f"value_{col}"] = vals
-    if raw.map_type not in INDEXED_MAP_TYPES and keys.dtype.names is None and len(keys):
-        order = key_order(keys)  # hash keys are unique: any sort gives the one order
-        data = {col: _take(values, order) for col, values in data.items()}
-        return pd.DataFrame(data, copy=False)  # new columns, the frame's own: no second copy
-    return pd.DataFrame(data)
+    # Sorted, the columns are views of new arrays this frame alone holds: no second copy.
+    # Unsorted, they are views of the read buffers: copied, as pandas does by default.
+    return pd.DataFrame(data, copy=not in_order)
 
 
-def _take(values: Any, order: np.ndarray) -> Any:
-    return values[order] if isinstance(values, np.ndarray) else [values[i] for i in order]
+def _rows_in_order(rows: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """The uint8 rows ``rows[order]``, each moved whole (one random access per row, where a
+    column at a time would make one per field)."""
+    rows = np.ascontiguousarray(rows)
+    whole = rows.view(np.dtype((np.void, rows.shape[1]))).reshape(len(rows))
+    return whole[order].view(np.uint8).reshape(len(order), rows.shape[1])
 
 
 def _percpu_columns(values: np.ndarray, dtype: np.dtype) -> dict[str, Any]:
@@ -316,7 +325,11 @@ def _percpu_columns(values: np.ndarray, dtype: np.dtype) -> dict[str, Any]:
         if field.startswith("__pad"):
             continue
         col = values[field]
-        if col.ndim != 2:
+        if col.ndim != 2 or col.dtype.names is not None:
+            continue  # array and struct fields: no single number per CPU
+        if col.dtype.kind == "S":  # char[]: one string per CPU, nothing to add up
+            for cpu in range(ncpus):
+                out[f"{field}_cpu{cpu}"] = cstrings(col[:, cpu])
             continue
         for cpu in range(ncpus):
             out[f"{field}_cpu{cpu}"] = col[:, cpu]
