@@ -43,8 +43,9 @@ def bcc():
 
 def core():
     from ebpf_nb.core import CoreProgram
-    CoreProgram('SEC("raw_tp/sys_enter") int f(void *ctx) { return 0; }', "nolib_core",
-                attach=False)
+    CoreProgram('#include "vmlinux.h"\n#include <bpf/bpf_helpers.h>\n'
+                'SEC("raw_tp/sys_enter") int f(void *ctx) { return 0; }\n'
+                'char LICENSE[] SEC("license") = "GPL";\n', "nolib_core", attach=False)
 
 def read():
     from ebpf_nb.kernel.maps import read_map
