@@ -19,6 +19,7 @@ import pandas as pd
 from . import decode
 from .constants import MapType
 from .kernel import maps as kmaps
+from .kernel.blockpool import POOL
 from .kernel.closing import Closing
 from .kernel.pages import small_pages
 from .kernel.perfbuf import PerfBufferReader
@@ -36,7 +37,9 @@ PERF_WAKEUP_EVENTS = 64
 class RowStore:
     """Where a read's records go: blocks of rows the readers copy into directly (each record is
     copied once), growing by doubling; ``expected`` rows (a read's count) are one block, up to
-    :data:`MAX_BLOCK_BYTES`. Unfilled rows of a large block use no RAM (pages never written)."""
+    :data:`MAX_BLOCK_BYTES`. Blocks come from :data:`ebpf_nb.kernel.blockpool.POOL` (memory of
+    freed DataFrames, written again without page faults); unfilled rows of a new large block use
+    no RAM (pages never written)."""
 
     FIRST_BLOCK_BYTES = 4 << 20
     MAX_BLOCK_BYTES = 256 << 20
@@ -46,7 +49,7 @@ class RowStore:
         self._max_rows = max(self.MAX_BLOCK_BYTES // max(size, 1), 1)
         first = expected if expected else self.FIRST_BLOCK_BYTES // max(size, 1)
         self._blocks: list[np.ndarray] = []
-        self._current = np.empty((min(max(first, 1), self._max_rows), size), dtype=np.uint8)
+        self._current = self._block(min(max(first, 1), self._max_rows))
         self._used = 0
 
     def free(self) -> np.ndarray:
@@ -54,7 +57,7 @@ class RowStore:
         if self._used == len(self._current):
             self._blocks.append(self._current)
             grown = min(2 * len(self._current), self._max_rows)
-            self._current = np.empty((grown, self.size), dtype=np.uint8)
+            self._current = self._block(grown)
             self._used = 0
         return self._current[self._used:]
 
@@ -68,7 +71,11 @@ class RowStore:
         last = self._current[:self._used]
         if not self._blocks:
             return last if 2 * self._used >= len(self._current) else last.copy()
-        return np.concatenate([*self._blocks, last])
+        parts = [*self._blocks, last]
+        return np.concatenate(parts, out=self._block(sum(len(p) for p in parts)))
+
+    def _block(self, rows: int) -> np.ndarray:
+        return POOL.take(rows * self.size).reshape(rows, self.size)
 
 
 class EventStream(Closing):
