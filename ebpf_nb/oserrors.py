@@ -37,7 +37,7 @@ _CLOSED = Meaning(UsageError, "its file descriptor is closed",
 MEANINGS: dict[int, Meaning] = {
     errno.EMFILE: Meaning(HostError, "too many open files",
                           "raise the limit (`ulimit -n 4096` in the shell that starts Jupyter) "
-                          "or detach other programs: a perf buffer takes a file per CPU"),
+                          "or detach other programs (a map, a program, a perf buffer's CPU: a file each)"),
     errno.ENFILE: Meaning(HostError, "the system has too many open files",
                           "detach other programs"),
     errno.EPERM: Meaning(PrivilegeError, "not permitted", _ROOT_HINT),

@@ -148,3 +148,52 @@ def test_translate_maps_errno_to_the_error_tree(code, cls, words):
     assert type(err) is cls and err.errno == code
     assert err.message == f"p.table('m') failed: {words}"
     assert err.details == f"BPF_MAP_UPDATE_ELEM: {os.strerror(code)}"
+
+
+# Each attempt allows ``n`` more files than the child has open, so loading runs out of them at a
+# different step: libbpf's feature probe, the CPU mask, a map, or the program's fd after the
+# verifier accepted it (which was reported as "the verifier rejected fire: ... no reason").
+_EMFILE_LOAD_CHILD = textwrap.dedent(r"""
+    import json, os, resource, sys
+    from ebpf_nb.core import CoreProgram
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    results = []
+    for n in range(1, 9):
+        prog = CoreProgram(sys.argv[1], "emload", attach=False)
+        highest = max(int(name) for name in os.listdir("/proc/self/fd"))
+        fillers = []
+        while (fd := os.open("/dev/null", os.O_RDONLY)) < highest:
+            fillers.append(fd)
+        os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (highest + n, hard))
+        try:
+            prog.load()
+            results.append({"n": n, "type": None})
+        except BaseException as err:
+            results.append({"n": n, "type": type(err).__name__, "text": str(err),
+                            "errno": getattr(err, "errno", None)})
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+            for fd in fillers:
+                os.close(fd)
+            prog.detach()
+    print(json.dumps(results))
+""")
+
+
+@pytest.mark.kernel
+@pytest.mark.timeout(120)
+def test_a_load_that_runs_out_of_files_says_so_not_that_the_verifier_rejected_it():
+    done = subprocess.run([sys.executable, "-c", _EMFILE_LOAD_CHILD, CELL], cwd=ROOT,
+                          timeout=110, capture_output=True, text=True, check=False,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout.splitlines()[-1])
+    failed = [r for r in results if r["type"] is not None]
+    assert len(failed) >= 2, results  # several steps ran out of files
+    assert results[-1]["type"] is None, results  # with enough files it loads
+    for r in failed:
+        assert r["type"] == "HostError" and r["errno"] == errno.EMFILE, r
+        assert r["text"].startswith("loading emload failed: too many open files (EMFILE)"), r
+        assert "verifier" not in r["text"].splitlines()[0], r
+        assert "ulimit -n" in r["text"], r

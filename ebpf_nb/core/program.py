@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ebpf_nb import diagnostics
+from ebpf_nb import diagnostics, oserrors
 from ebpf_nb.constants import BUFFER_MAP_TYPES, ProgType, map_type_name
 from ebpf_nb.core import objects
 from ebpf_nb.core.btf_types import Btf
@@ -37,6 +37,7 @@ from ebpf_nb.program import Attachment, MapLayout, Program
 from ebpf_nb.reading import Trigger
 
 FENTRY_REFUSED = "this kernel refuses fentry/fexit programs; use tp_btf/raw_tp/tracepoint"
+_OUT_OF_FILES = (errno.EMFILE, errno.ENFILE)  # load failures that are the host's, not the C's
 _TRACING_SECTIONS = ("fentry", "fexit", "fmod_ret", "lsm", "iter", "freplace")
 
 
@@ -224,6 +225,10 @@ class CoreProgram(Program):
         text = "\n".join(log)
         failed = _failed_program(log)
         section = self._obj.programs[failed].section if failed in self._obj.programs else ""
+        if err.errno in _OUT_OF_FILES:  # at any step, even after the verifier accepted it
+            found = oserrors.translate(err, f"loading {self.name}")
+            found.details = _relevant(log) or found.details
+            return found
         if err.errno == errno.EPERM and (section.startswith(_TRACING_SECTIONS) or any(
                 p.section.startswith(_TRACING_SECTIONS) for p in self._obj.programs.values())):
             return HostError(FENTRY_REFUSED, details=_relevant(log))
