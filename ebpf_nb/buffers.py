@@ -157,9 +157,8 @@ class EventStream(Closing):
         records = kmaps.to_structured(rows, self.dtype)
         data = decode.columns(records, "value")
         if not self.is_ring:
-            data["cpu"] = np.concatenate(cpus) if cpus else np.empty(0, dtype=np.int32)
-        data["timestamp"] = np.repeat(np.array([t for _, t in stamps], dtype=np.float64),
-                                      [n for n, _ in stamps])
+            data["cpu"] = _joined(cpus) if cpus else np.empty(0, dtype=np.int32)
+        data["timestamp"] = _timestamps(stamps)
         # The columns are views of ``rows``: the records are copied once, from the kernel's
         # ring into ``rows``, and not again per column.
         return pd.DataFrame({name: string_column(values) for name, values in data.items()},
@@ -169,6 +168,26 @@ class EventStream(Closing):
         if not self.closed:
             self.closed = True
             self.reader.close()
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    """``np.concatenate(parts)`` into a block of the pool (memory written without faults)."""
+    total = sum(len(p) for p in parts)
+    dtype = parts[0].dtype
+    return np.concatenate(parts, out=POOL.take(total * dtype.itemsize).view(dtype))
+
+
+def _timestamps(stamps: list[tuple[int, float]]) -> np.ndarray:
+    """Each poll's time, once per row it brought, in a block of the pool."""
+    if len(stamps) > 256:  # many small polls (a trickle): one numpy call, not a loop
+        return np.repeat(np.array([t for _, t in stamps], dtype=np.float64),
+                         [n for n, _ in stamps])
+    out = POOL.take(8 * sum(n for n, _ in stamps)).view(np.float64)
+    at = 0
+    for n, t in stamps:
+        out[at:at + n] = t
+        at += n
+    return out
 
 
 def _default_string_array():

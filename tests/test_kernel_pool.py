@@ -95,15 +95,29 @@ def test_two_reads_dataframes_never_share_memory_and_a_freed_one_is_reused():
         one = read(0)
         two = read(10**9)
         assert not np.shares_memory(one["seq"].to_numpy(), two["seq"].to_numpy())
-        where = _addr(one["seq"].to_numpy())
+        freed = {_addr(one[c].to_numpy()) for c in ("seq", "timestamp")}  # its two blocks
         reused = blockpool.POOL.reused
         del one
         gc.collect()
         three = read(2 * 10**9)
-        assert blockpool.POOL.reused == reused + 1
-        assert _addr(three["seq"].to_numpy()) == where  # written into the freed frame's block
+        assert blockpool.POOL.reused == reused + 2
+        assert {_addr(three[c].to_numpy()) for c in ("seq", "timestamp")} == freed
         assert not np.shares_memory(two["seq"].to_numpy(), three["seq"].to_numpy())
         assert (two["seq"].to_numpy() == np.arange(n) + 10**9).all()  # untouched by read three
         assert (three["seq"].to_numpy() == np.arange(n) + 2 * 10**9).all()
     finally:
         b.cleanup()
+
+
+@pytest.mark.parametrize("polls", [1, 2, 300])
+def test_timestamps_and_cpus_are_what_repeat_and_concatenate_give(polls):
+    from ebpf_nb.buffers import _joined, _timestamps
+    rng = np.random.default_rng(polls)
+    counts = rng.integers(1, 2 * MIN_BLOCK // 8 // polls + 2, polls)
+    stamps = [(int(n), 0.25 * i) for i, n in enumerate(counts)]
+    expected = np.repeat([t for _, t in stamps], counts)
+    got = _timestamps(stamps)
+    assert got.dtype == np.float64 and np.array_equal(got, expected)
+    cpus = [np.full(int(n), i % 3, dtype=np.int32) for i, n in enumerate(counts)]
+    joined = _joined(cpus)
+    assert joined.dtype == np.int32 and np.array_equal(joined, np.concatenate(cpus))
