@@ -65,10 +65,11 @@ def logged_lib() -> ctypes.CDLL:
     """libbpf (:func:`ebpf_nb.kernel.libbpf.lib`) with our print callback installed once."""
     global _installed
     handle = lib()
-    with _lock:
-        if not _installed:
-            handle.libbpf_set_print(_PRINT_CALLBACK)
-            _installed = True
+    if not _installed:
+        with _lock:
+            if not _installed:
+                handle.libbpf_set_print(_PRINT_CALLBACK)
+                _installed = True
     return handle
 
 
