@@ -140,11 +140,14 @@ def _quiet_cleanup(b) -> None:
 
 # --- perf with batched wakeups: our kernel reader directly vs BCC with the same setting --------
 def _ours_perf_reader(source: str, total: int, wakeup_events: int) -> dict:
-    """The same decoding as ``events()`` (numpy view -> columns -> DataFrame), with the perf
-    reader opened with ``wakeup_events`` (``events()`` opens it with 1, like BCC)."""
+    """The same reading and decoding as ``events()`` (rows copied once into a ``RowStore``,
+    numpy view -> columns -> DataFrame, small pages), with the perf reader opened with
+    ``wakeup_events`` and read in a plain loop (no ``bounded_read``, no timestamps)."""
     from ebpf_nb import decode
     from ebpf_nb.bcc_program import BpfProgram
+    from ebpf_nb.buffers import RowStore, _joined, string_column
     from ebpf_nb.kernel.maps import to_structured
+    from ebpf_nb.kernel.pages import small_pages
     from ebpf_nb.kernel.perfbuf import PerfBufferReader
     prog = BpfProgram(source, name="bench_perf", attach=False)
     try:
@@ -155,17 +158,18 @@ def _ours_perf_reader(source: str, total: int, wakeup_events: int) -> dict:
         reader = PerfBufferReader(layout.fd, PERF_PAGES, wakeup_events=wakeup_events)
         thread = threading.Thread(target=producer(fn.fd, total), daemon=True)
         c0, t0 = _cpu(), time.perf_counter()
-        thread.start()
-        chunks, cpus = [], []
-        while thread.is_alive() or reader.pending():
-            rows, cpu, _lost = reader.read_array(dtype.itemsize, timeout=0.1)
-            if len(rows):
-                chunks.append(rows)
-                cpus.append(cpu)
-        records = to_structured(np.concatenate(chunks), dtype)
-        data = decode.columns(records, "value")
-        data["cpu"] = np.concatenate(cpus)
-        df = pd.DataFrame(data)
+        with small_pages():
+            thread.start()
+            store, cpus = RowStore(dtype.itemsize, expected=total), []
+            while thread.is_alive() or reader.pending():
+                rows, cpu, _lost = reader.read_array(dtype.itemsize, timeout=0.1,
+                                                     out=store.free())
+                if len(rows):
+                    store.filled(len(rows))
+                    cpus.append(cpu)
+            data = decode.columns(to_structured(store.rows(), dtype), "value")
+            data["cpu"] = _joined(cpus)
+            df = pd.DataFrame({k: string_column(v) for k, v in data.items()}, copy=False)
         elapsed, cpu = time.perf_counter() - t0, _cpu() - c0
         reader.close()
         submitted, failed = read_stats(stats_fd)
