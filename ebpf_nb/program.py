@@ -290,7 +290,8 @@ def map_frame(raw: kmaps.RawMap, layout: MapLayout) -> pd.DataFrame:
                     and len(keys))
     if in_order:
         order = key_order(keys)  # hash keys are unique: any sort gives the one order
-        keys, value_rows = keys[order], _rows_in_order(value_rows, order)
+        keys = kmaps.to_structured(_rows_in_order(raw.keys, order), key_dtype)
+        value_rows = _rows_in_order(value_rows, order)
     data = decode.columns(keys, "key")
     if raw.map_type in PERCPU_MAP_TYPES:
         per_cpu = kmaps.to_structured(value_rows, kmaps.percpu_dtype(value_dtype, raw.ncpus))
@@ -306,10 +307,14 @@ def map_frame(raw: kmaps.RawMap, layout: MapLayout) -> pd.DataFrame:
 
 def _rows_in_order(rows: np.ndarray, order: np.ndarray) -> np.ndarray:
     """The uint8 rows ``rows[order]``, each moved whole (one random access per row, where a
-    column at a time would make one per field)."""
+    column at a time would make one per field), into rows from the pool of freed blocks."""
     rows = np.ascontiguousarray(rows)
-    whole = rows.view(np.dtype((np.void, rows.shape[1]))).reshape(len(rows))
-    return whole[order].view(np.uint8).reshape(len(order), rows.shape[1])
+    width = rows.shape[1]
+    whole = np.dtype((np.void, width))
+    out = kmaps.rows_of(len(order), width)
+    np.take(rows.view(whole).reshape(len(rows)), order, out=out.view(whole).reshape(len(order)),
+            mode="clip")  # "clip": the indices are valid, and "raise" copies ``out`` first
+    return out
 
 
 def _percpu_columns(values: np.ndarray, dtype: np.dtype) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 ``table()``'s frames keep their rows, columns and dtypes."""
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -181,3 +183,29 @@ def test_a_percpu_hash_with_a_char_array_field_shows_a_string_per_cpu():
                                 "comm_cpu1"]
     assert df["key"].tolist() == [3, 7] and df["count_total"].tolist() == [32, 71]
     assert df["comm_cpu0"].tolist() == ["bash", "sshd"] and df["comm_cpu1"].tolist() == ["bash", ""]
+
+
+def test_large_frames_reuse_freed_blocks_but_never_share_them():
+    from ebpf_nb.kernel.blockpool import POOL
+    n = 200_000  # 3.2 MB of value rows: pool-sized
+    keys = RNG.choice(2**32 - 1, size=n, replace=False).astype(np.uint32)
+    layout = _layout(np.dtype(np.uint32), FLOW)
+
+    def frame(scale: int) -> pd.DataFrame:
+        values = np.zeros(n, FLOW)
+        values["packets"], values["bytes"] = keys * scale, keys.astype(np.uint64) * scale
+        return prog.map_frame(_raw(keys, values), layout)
+
+    first = frame(1)
+    expected = first.copy(deep=True)
+    second = frame(2)  # the first frame is alive: its blocks are not handed out again
+    pd.testing.assert_frame_equal(first, expected)
+    for col in first.columns:
+        assert not np.shares_memory(first[col].to_numpy(), second[col].to_numpy())
+    reused = POOL.reused
+    del first
+    gc.collect()
+    third = frame(3)  # now the first frame's rows can be written again, without a page fault
+    assert POOL.reused > reused
+    assert third["bytes"].tolist() == (np.sort(keys).astype(np.uint64) * 3).tolist()
+    assert (second["bytes"].to_numpy() == np.sort(keys).astype(np.uint64) * 2).all()

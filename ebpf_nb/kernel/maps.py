@@ -20,6 +20,7 @@ import numpy as np
 
 from ..constants import KEYLESS_MAP_TYPES, PERCPU_MAP_TYPES, MapType, map_type_name, round8
 from ..errors import UsageError
+from .blockpool import POOL
 from .cpus import possible_cpus
 from .libbpf import ENOTSUPP, BpfMapBatchOpts, BpfMapInfo, check, lib
 
@@ -135,8 +136,7 @@ MAX_ENOSPC_RETRIES = 8
 
 def _read_batched(fd: int, info: MapInfo, vsize: int, chunk: int) -> tuple[np.ndarray, np.ndarray]:
     capacity = max(info.max_entries, 1)
-    keys = np.empty((capacity, info.key_size), dtype=np.uint8)
-    values = np.empty((capacity, vsize), dtype=np.uint8)
+    keys, values = rows_of(capacity, info.key_size), rows_of(capacity, vsize)
     # The batch token is opaque: a bucket index for hashes, a key for arrays.
     token = np.zeros(max(info.key_size, 8), dtype=np.uint8)
     opts = BpfMapBatchOpts(sz=ct.sizeof(BpfMapBatchOpts))
@@ -169,6 +169,13 @@ def _read_batched(fd: int, info: MapInfo, vsize: int, chunk: int) -> tuple[np.nd
                 break
             check(ret, f"BPF_MAP_LOOKUP_BATCH on map {info.name!r}")
     return keys[:total], values[:total]
+
+
+def rows_of(count: int, width: int) -> np.ndarray:
+    """An uninitialised ``(count, width)`` uint8 matrix, from the pool of freed blocks when it
+    is large (see :mod:`.blockpool`: a fresh page costs a fault when the kernel first writes
+    it, and a 1M-entry map's read writes 20 MiB)."""
+    return POOL.take(count * width).reshape(count, width)
 
 
 def _grown(rows: np.ndarray) -> np.ndarray:
