@@ -44,7 +44,9 @@ def hugepages_on():
 
 def test_big_arrays_inside_get_no_hugepage_advice(hugepages_on):
     outside = np.ones(BIG, dtype=np.uint8)
-    assert "hg" in _vm_flags(outside)  # numpy's own advice, seen by the kernel
+    if "hg" not in _vm_flags(outside):
+        pytest.skip("numpy does not advise huge pages on this kernel")
+    # numpy's own advice is seen by the kernel: the test below can tell it apart
     with pages.small_pages():
         inside = np.ones(BIG, dtype=np.uint8)
         assert "hg" not in _vm_flags(inside)
