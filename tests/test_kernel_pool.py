@@ -121,14 +121,3 @@ def test_timestamps_and_cpus_are_what_repeat_and_concatenate_give(polls):
     cpus = [np.full(int(n), i % 3, dtype=np.int32) for i, n in enumerate(counts)]
     joined = _joined(cpus)
     assert joined.dtype == np.int32 and np.array_equal(joined, np.concatenate(cpus))
-
-
-def test_blocks_are_whole_mib_so_a_long_session_makes_few_ctypes_types():
-    """ctypes caches one array type per length for good: blocks of any size within a MiB share
-    one (a watch refreshing with a different row count each time must not grow without end)."""
-    import ctypes
-    pool = BlockPool(limit=0)
-    arrays = [pool.take(MIN_BLOCK + 4096 * k + 8) for k in range(50)]
-    assert [len(a) for a in arrays] == [MIN_BLOCK + 4096 * k + 8 for k in range(50)]
-    bases = {type(a.base if not isinstance(a.base, np.ndarray) else a.base.base) for a in arrays}
-    assert all(issubclass(t, ctypes.Array) for t in bases) and len(bases) == 1

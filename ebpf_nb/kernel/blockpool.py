@@ -36,12 +36,12 @@ class BlockPool:
         if nbytes < MIN_BLOCK:
             return np.empty(nbytes, dtype=np.uint8)
         block = self._fitting(nbytes)
-        if block is None:  # whole MiBs: ctypes keeps one array type per length for good
-            block = mmap.mmap(-1, -(-nbytes // MIN_BLOCK) * MIN_BLOCK,
+        if block is None:
+            block = mmap.mmap(-1, -(-nbytes // mmap.PAGESIZE) * mmap.PAGESIZE,
                               flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-        view = (ctypes.c_ubyte * len(block)).from_buffer(block)
+        view = (ctypes.c_ubyte * nbytes).from_buffer(block)
         weakref.finalize(view, self._give_back, block).atexit = False
-        return np.frombuffer(view, dtype=np.uint8, count=nbytes)
+        return np.frombuffer(view, dtype=np.uint8)
 
     def idle_bytes(self) -> int:
         with self._lock:
