@@ -2,6 +2,7 @@
 array (a DataFrame's column) still refers to it."""
 from __future__ import annotations
 
+import ctypes
 import gc
 from types import SimpleNamespace
 
@@ -99,9 +100,12 @@ def test_two_reads_dataframes_never_share_memory_and_a_freed_one_is_reused():
         reused = blockpool.POOL.reused
         del one
         gc.collect()
+        idle = {ctypes.addressof((ctypes.c_ubyte * 1).from_buffer(block))
+                for block in blockpool.POOL._idle}
+        assert freed <= idle  # one's two blocks are back (with a read's scratch blocks, if any)
         three = read(2 * 10**9)
-        assert blockpool.POOL.reused == reused + 2
-        assert {_addr(three[c].to_numpy()) for c in ("seq", "timestamp")} == freed
+        assert blockpool.POOL.reused >= reused + 2
+        assert {_addr(three[c].to_numpy()) for c in ("seq", "timestamp")} <= idle
         assert not np.shares_memory(two["seq"].to_numpy(), three["seq"].to_numpy())
         assert (two["seq"].to_numpy() == np.arange(n) + 10**9).all()  # untouched by read three
         assert (three["seq"].to_numpy() == np.arange(n) + 2 * 10**9).all()
