@@ -24,6 +24,16 @@ def still_loaded(ids: set[int], wait: float = 3.0) -> set[int]:
         time.sleep(0.05)
 
 
+def prog_exists(prog_id: int) -> bool:
+    """Whether the kernel holds the program ``prog_id``."""
+    return prog_id in bpftool_prog_ids()
+
+
+def all_gone(ids, timeout: float = 5.0) -> bool:
+    """True once no program of ``ids`` exists (polled: see :func:`still_loaded`)."""
+    return not still_loaded(set(ids), wait=timeout)
+
+
 def eventually(predicate, timeout: float = 10.0, every: float = 0.05) -> bool:
     """Whether ``predicate()`` became true within ``timeout`` seconds: for kernel state that
     settles asynchronously (programs freed after an RCU grace period, threads ending, fds

@@ -2,10 +2,8 @@
 the exception skipped ``_unload``, leaving the program in the kernel with nothing to free it)."""
 from __future__ import annotations
 
-import subprocess
-import time
-
 import pytest
+from kit_helpers import all_gone, prog_exists
 
 from ebpf_nb.bcc_program import BpfProgram
 
@@ -23,22 +21,6 @@ TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {
     return 0;
 }
 """
-
-
-def prog_exists(prog_id: int) -> bool:
-    done = subprocess.run(["bpftool", "prog", "show", "id", str(prog_id)],
-                          capture_output=True, check=False)
-    return done.returncode == 0
-
-
-def gone(ids, timeout: float = 5.0) -> bool:
-    """True once none of ``ids`` exists (the kernel frees a program after an RCU grace)."""
-    deadline = time.monotonic() + timeout
-    while any(prog_exists(i) for i in ids):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 class FrontendGone(RuntimeError):
@@ -60,7 +42,7 @@ def test_detach_unloads_even_when_a_view_fails_to_close():
     try:
         with pytest.raises(FrontendGone):
             prog.detach()
-        assert gone(ids), f"programs {ids} still loaded after detach()"
+        assert all_gone(ids), f"programs {ids} still loaded after detach()"
         assert healthy._closed and stream.closed  # the other views were closed too
         assert not prog.loaded
         prog.detach()  # a second call does nothing

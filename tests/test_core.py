@@ -9,10 +9,10 @@ import gzip
 import os
 import re
 import subprocess
-import time
 import uuid
 
 import pytest
+from kit_helpers import all_gone, prog_exists
 
 from ebpf_nb.core import CoreProgram
 from ebpf_nb.core.kernel_version import expected_kernel_version
@@ -32,22 +32,6 @@ LICENSE = 'char LICENSE[] SEC("license") = "GPL";\n'
 def run_child():
     """Exec /bin/true as a direct child of this process (its real_parent is us)."""
     subprocess.run(["/bin/true"], check=True)
-
-
-def prog_exists(prog_id: int) -> bool:
-    done = subprocess.run(["bpftool", "prog", "show", "id", str(prog_id)], capture_output=True, check=False)
-    return done.returncode == 0
-
-
-def all_gone(ids, timeout: float = 5.0) -> bool:
-    """True once no program of ``ids`` exists. The kernel frees a detached program after an RCU
-    grace period (raw_tp and tracing links are released deferred), so this polls, bounded."""
-    deadline = time.monotonic() + timeout
-    while any(prog_exists(i) for i in ids):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def marked(df, marker: str) -> list[str]:
