@@ -75,7 +75,7 @@ class RowStore:
         return np.concatenate(parts, out=self._block(sum(len(p) for p in parts)))
 
     def _block(self, rows: int) -> np.ndarray:
-        return POOL.take(rows * self.size).reshape(rows, self.size)
+        return kmaps.rows_of(rows, self.size)
 
 
 class EventStream(Closing):
@@ -179,17 +179,8 @@ def _joined(parts: list[np.ndarray]) -> np.ndarray:
 
 def _timestamps(stamps: list[tuple[int, float]]) -> np.ndarray:
     """Each poll's time, once per row it brought, in a block of the pool."""
-    stamps = [(n, t) for n, t in stamps if n]
-    total = sum(n for n, _ in stamps)
-    out = POOL.take(8 * total).view(np.float64)
-    if len(stamps) > 256:  # many small polls (a trickle): numpy calls, not a loop
-        times = np.array([t for _, t in stamps], dtype=np.float64)
-        poll = POOL.take(8 * total).view(np.int64)  # each row's poll number
-        poll[:] = 0
-        poll[np.cumsum([n for n, _ in stamps[:-1]], dtype=np.int64)] = 1
-        np.cumsum(poll, out=poll)
-        return np.take(times, poll, out=out)
-    at = 0
+    out = POOL.take(8 * sum(n for n, _ in stamps)).view(np.float64)
+    at = 0  # a read polls at most every millisecond: a loop over its polls is cheap
     for n, t in stamps:
         out[at:at + n] = t
         at += n

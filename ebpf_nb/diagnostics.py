@@ -102,16 +102,12 @@ def _cell_annotation(line: str) -> re.Match[str] | None:
 
 def _source_line_map(log_lines: list[str], cell_source: str) -> int | None:
     """The offset between the compiled file's lines and the cell's, found by matching source text."""
-    cell_lines = [ln.strip() for ln in cell_source.splitlines()]
+    cell_lines = cell_source.splitlines()
     offsets = []
     for raw in log_lines:
         m = _cell_annotation(raw)
-        if not m or not m["code"].strip():
-            continue
-        code = m["code"].strip()
-        matches = [i + 1 for i, ln in enumerate(cell_lines) if ln == code]
-        if len(matches) == 1:
-            offsets.append(int(m["line"]) - matches[0])
+        if m and m["code"].strip() and (line := _line_by_text(m["code"], cell_lines)):
+            offsets.append(int(m["line"]) - line)
     return int(statistics.median(offsets)) if offsets else None
 
 
@@ -161,7 +157,7 @@ def parse_verifier_log(log: str, cell_source: str, *, keep: int = 14) -> Verifie
         if m := _cell_annotation(ln):
             line_no = int(m["line"]) - offset if offset is not None else None
             cell_line = None  # the instructions below are the cell's, at a line not found
-        elif (plain := _PLAIN_SOURCE.match(ln.strip())) and not _VERIFIER_SOURCE.match(ln.strip()):
+        elif not _VERIFIER_SOURCE.match(ln.strip()) and (plain := _PLAIN_SOURCE.match(ln.strip())):
             line_no = _line_by_text(plain["code"], cell_lines)
             cell_line = None  # an old kernel's line: the cell's or a header's, not known
         if line_no is not None and 1 <= line_no <= len(cell_lines):
