@@ -19,9 +19,9 @@ test:
 	$(SUDO) bash vagrant/provision.sh --repo $(CURDIR) --test-tools
 	$(SUDO) $(PY) -m pytest --durations=15 $(PYTEST_ARGS)
 
-## test-fast: unit tests only (no kernel)
+## test-fast: the unit tests only (tests/unit: no kernel, no root)
 test-fast: setup
-	$(PY) -m pytest -m "not kernel" $(PYTEST_ARGS)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 ## bench: speed against plain BCC, printed as a table and written to benchmarks/results.json
 bench: setup

@@ -1,16 +1,36 @@
-"""Shared fixtures. Tests marked ``kernel`` load real programs: where the kernel cannot be used
-(not root, no tracefs) they FAIL with the fix, never skip, so CI cannot pass without them."""
+"""Shared fixtures. ``tests/unit`` holds the pure tests (no kernel, no root: ``make test-fast``);
+every test of ``tests/kernel`` loads real programs and gets the ``kernel`` marker here. Where the
+kernel cannot be used (not root, no tracefs) kernel tests FAIL with the fix, never skip, so CI
+cannot pass without them."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
 from ebpf_nb import host
 
+KERNEL_TESTS = Path(__file__).resolve().parent / "kernel"
+UNIT_TESTS = Path(__file__).resolve().parent / "unit"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The folder decides: tests/kernel is marked ``kernel``; a ``kernel`` mark in tests/unit is
+    a test in the wrong folder."""
+    misplaced = []
+    for item in items:
+        path = Path(item.path).resolve()
+        if path.is_relative_to(KERNEL_TESTS):
+            item.add_marker(pytest.mark.kernel)
+        elif path.is_relative_to(UNIT_TESTS) and item.get_closest_marker("kernel") is not None:
+            misplaced.append(item.nodeid)
+    if misplaced:
+        raise pytest.UsageError("kernel tests belong in tests/kernel: " + ", ".join(misplaced))
+
 
 def _kernel_started_by_launcher(item: pytest.Item) -> bool:
-    """In a VM guest, tests/test_notebooks.py runs as the JupyterLab account: the notebooks'
+    """In a VM guest, tests/kernel/test_notebooks.py runs as the JupyterLab account: the notebooks'
     kernels are root (the service's launcher starts them), this process is not."""
     return (bool(os.environ.get("EBPF_NB_KERNEL_RUNTIME_DIR"))
             and item.get_closest_marker("notebook_kernel") is not None)

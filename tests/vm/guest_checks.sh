@@ -184,23 +184,23 @@ kprobes() {
   step "guest tests (tests/vm/guest): kprobes, kprobe__sys_* names, the book's hello world"
   cd "$repo"
   check "tests/vm/guest" env EBPF_NB_VM_GUEST=1 "$venv/bin/python" -B -m pytest -p no:cacheprovider -v tests/vm/guest
-  step "main suite: kernel tests selected by -k 'syscall or kprobe', and tests/test_probes_real.py"
+  step "main suite: kernel tests selected by -k 'syscall or kprobe', and tests/kernel/test_probes_real.py"
   check "pytest -m kernel -k 'syscall or kprobe'" "$venv/bin/python" -B -m pytest -p no:cacheprovider -q \
     -m kernel -k "syscall or kprobe" --ignore=tests/vm --ignore=tests/e2e --ignore=tests/cleanroot tests
-  check "tests/test_probes_real.py" "$venv/bin/python" -B -m pytest -p no:cacheprovider -q tests/test_probes_real.py
+  check "tests/kernel/test_probes_real.py" "$venv/bin/python" -B -m pytest -p no:cacheprovider -q tests/kernel/test_probes_real.py
 }
 
 notebooks() {
   step "every notebook, run by $user through the service's kernel (the launcher, as root)"
   as_user mkdir -p "$runtime"
   cd "$repo"
-  # tests/test_notebooks.py as USER: nbclient starts each kernel from the service's kernelspec
+  # tests/kernel/test_notebooks.py as USER: nbclient starts each kernel from the service's kernelspec
   # (sudo -n launcher), its connection file in USER's runtime directory, the only place the
   # launcher takes one from. Nothing is written to the read-only kit (no site cache, no bytecode).
-  check "tests/test_notebooks.py -m kernel (tutorials, solutions, student labs)" as_user env \
+  check "tests/kernel/test_notebooks.py -m kernel (tutorials, solutions, student labs)" as_user env \
     JUPYTER_PATH=/usr/local/share/ebpf_nb/jupyter EBPF_NB_KERNEL_RUNTIME_DIR="$runtime" \
     EBPF_NB_SITE_CACHE=off HOME="$home" \
-    "$venv/bin/python" -B -m pytest -p no:cacheprovider -v --durations=0 -m kernel tests/test_notebooks.py
+    "$venv/bin/python" -B -m pytest -p no:cacheprovider -v --durations=0 -m kernel tests/kernel/test_notebooks.py
 }
 
 rebooted() {

@@ -119,7 +119,7 @@ def save(page: Page, nb: nbformat.NotebookNode, cache: Path) -> None:
 
 
 def remember(source: Path, nb: nbformat.NotebookNode, cache: Path = CACHE) -> None:
-    """Keep a notebook that was executed elsewhere (tests/test_notebooks.py) for the next site
+    """Keep a notebook that was executed elsewhere (tests/kernel/test_notebooks.py) for the next site
     build, when ``source`` is one of the site's notebooks: the build then reuses it."""
     for page in all_pages():
         if page.kind != "document" and page.source.resolve() == source.resolve():

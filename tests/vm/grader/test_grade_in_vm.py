@@ -1,4 +1,4 @@
-"""The adversarial class of tests/test_grade_adversarial.py, graded in the disposable VM
+"""The adversarial class of tests/kernel/test_grade_adversarial.py, graded in the disposable VM
 (``ebpf-nb labs grade DIR --vm IMAGE``): the same verdicts as on the host, while no program of
 the class ever loads into this host's kernel and the image is unchanged afterwards. The
 untouched labs are left out of this class (``idle=False``): the host's grading test and the
