@@ -13,6 +13,8 @@ TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {
     return 0;
 }
 """
+
+
 def test_a_linear_histogram_next_to_a_log2_comment_reads_as_linear():
     prog = BpfProgram(LINEAR_WITH_COMMENT, "percpu")
     try:

@@ -28,6 +28,8 @@ int count(void *ctx) {
     return *value;
 }
 """
+
+
 def test_a_core_rejection_names_the_editors_line_and_quotes_it(shell):
     result = shell.run_cell(CORE_UNCHECKED, store_history=False)
     err = result.error_in_exec
@@ -37,6 +39,8 @@ def test_a_core_rejection_names_the_editors_line_and_quotes_it(shell):
     assert "; u64 *value = bpf_map_lookup_elem(&counts, &key);   <- cell line 17" in str(err)
     assert "; return *value;   <- cell line 18" in str(err)
     assert "unchecked_core" not in shell.user_ns
+
+
 def test_a_bcc_rejection_keeps_its_line_after_a_blank_first_line(shell):
     # a cell that starts with empty lines: the numbering still follows the editor
     result = shell.run_cell("%%bpf gap -a tracepoint:syscalls:sys_enter_getppid\n\n\n"
@@ -45,6 +49,8 @@ def test_a_bcc_rejection_keeps_its_line_after_a_blank_first_line(shell):
     err = result.error_in_exec
     assert isinstance(err, VerifierError) and "at cell line 8:" in err.message, repr(err)
     assert "; u64 *v = h.lookup(&k);   <- cell line 7" in str(err)
+
+
 @pytest.mark.parametrize("room", [10, 20, 30, 40])
 def test_the_verifier_log_survives_libbpfs_message_buffer_filling_up(monkeypatch, room):
     """After many loads libbpf's message list is trimmed; a load that straddles the trim must
@@ -58,6 +64,8 @@ def test_the_verifier_log_survives_libbpfs_message_buffer_filling_up(monkeypatch
         CoreProgram(CORE_UNCHECKED.split("\n", 1)[1], "unchecked_core")
     assert info.value.message.startswith("the verifier rejected count at cell line 17: ")
     assert "map_value_or_null" in info.value.message
+
+
 def test_the_verifier_log_survives_bcc_replacing_libbpfs_print_callback():
     """BCC shares libbpf.so.1 and installs its own print callback (e.g. for the doctor's
     fentry probe); a CO-RE rejection afterwards must still show its log, and BCC's callback
@@ -80,6 +88,8 @@ def test_the_verifier_log_survives_bcc_replacing_libbpfs_print_callback():
         assert restored == ctypes.cast(other, ctypes.c_void_p).value  # BCC's is back
     finally:
         libbpf.lib().libbpf_set_print(ctypes.cast(previous, libbpf.PRINT_FN))
+
+
 def test_a_long_core_verifier_log_is_shown_not_cut():
     """libbpf hands the whole verifier log over as one message; one over 4 KB once lost its
     end marker and the rejection said only 'Permission denied'."""

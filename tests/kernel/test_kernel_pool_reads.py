@@ -25,6 +25,8 @@ int emit(struct bpf_raw_tracepoint_args *ctx) {
     return 0;
 }
 """
+
+
 def test_two_reads_dataframes_never_share_memory_and_a_freed_one_is_reused():
     from bcc import BPF
 

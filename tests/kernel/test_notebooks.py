@@ -48,13 +48,15 @@ def run_notebook(path: Path) -> tuple[nbformat.NotebookNode, float]:
     client.execute()
     seconds = time.monotonic() - start
     if KEEP_FOR_SITE:
-        remember(path, nb)  # the site build (tests/test_site_pages.py, make site) reuses it
+        remember(path, nb)  # the site build (tests/kernel/test_site_pages.py, make site) reuses it
     return nb, seconds
 
 
 def check_results(nb: nbformat.NotebookNode) -> dict[str, object]:
     return {r.exercise: r for cell in nb.cells if cell.cell_type == "code"
             for r in results_from_outputs(cell.get("outputs", []))}
+
+
 @pytest.mark.notebook_kernel
 @pytest.mark.parametrize("path", TUTORIALS, ids=ids(TUTORIALS))
 def test_tutorial_runs(path: Path) -> None:
@@ -63,6 +65,8 @@ def test_tutorial_runs(path: Path) -> None:
     assert any(c.get("outputs") for c in nb.cells if c.cell_type == "code")
     stored = nbformat.read(path, as_version=4).metadata.language_info
     assert nb.metadata.language_info == stored, "store the kernel's language_info (JupyterLab would)"
+
+
 @pytest.mark.notebook_kernel
 @pytest.mark.parametrize("path", SOLUTIONS, ids=ids(SOLUTIONS))
 def test_solution_runs_and_every_check_passes(path: Path) -> None:
@@ -73,6 +77,8 @@ def test_solution_runs_and_every_check_passes(path: Path) -> None:
     assert sorted(results) == sorted(expected["exercises"]) and results
     failing = {k: str(r) for k, r in results.items() if r.status != PASS}
     assert not failing, failing
+
+
 @pytest.mark.notebook_kernel
 @pytest.mark.parametrize("path", STUDENTS, ids=ids(STUDENTS))
 def test_student_notebook_runs_and_says_not_done(path: Path) -> None:

@@ -60,6 +60,8 @@ _EMFILE_CHILD = textwrap.dedent(r"""
 def _cpus() -> int:
     from ebpf_nb.kernel.cpus import online_cpus
     return len(online_cpus())
+
+
 @pytest.mark.timeout(120)
 def test_perf_event_open_failing_with_emfile_is_one_short_message():
     if _cpus() < 2:
@@ -86,6 +88,8 @@ def core_prog():
     prog.load()
     yield prog
     prog.detach()
+
+
 def test_a_read_through_a_closed_map_fd_is_one_short_message(core_prog):
     layout = core_prog._layout("counts")
     real_fd = layout.fd
@@ -107,6 +111,8 @@ def test_a_read_through_a_closed_map_fd_is_one_short_message(core_prog):
     shown = "".join(traceback.format_exception(err))
     assert "OSError" not in shown and "LibbpfError" not in shown
     assert core_prog.table("counts").empty  # the real fd still reads
+
+
 def test_a_trigger_functions_own_oserror_is_not_rewritten(core_prog):
     """The student's own OSError is theirs: it is raised as it is, not as a map error."""
     def trigger():
@@ -145,6 +151,8 @@ _EMFILE_LOAD_CHILD = textwrap.dedent(r"""
             prog.detach()
     print(json.dumps(results))
 """)
+
+
 @pytest.mark.timeout(120)
 def test_a_load_that_runs_out_of_files_says_so_not_that_the_verifier_rejected_it():
     done = subprocess.run([sys.executable, "-c", _EMFILE_LOAD_CHILD, CELL], cwd=ROOT,

@@ -4,7 +4,7 @@ output sits in a cell tagged ``raises-exception`` (the tutorial announces it), e
 of a tutorial shows its error, and every internal link reaches a page (and its anchor).
 
 The site is built once per session by the builder itself, executing every notebook on the real
-kernel (reusing the notebooks tests/test_notebooks.py executed just before, when their sources
+kernel (reusing the notebooks tests/kernel/test_notebooks.py executed just before, when their sources
 have not changed since), unless ``EBPF_NB_SITE`` names a site already built. The browser is
 Debian's chromium driven by Playwright, as in tests/e2e.
 """

@@ -58,6 +58,8 @@ TRACEPOINT_PROBE(syscalls, sys_enter_openat) {
     return 0;
 }
 """
+
+
 def test_views_of_a_real_program_refresh_in_their_threads():
     from ebpf_nb.bcc_program import BpfProgram
 

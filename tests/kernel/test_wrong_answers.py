@@ -24,7 +24,6 @@ BUSY = "already being read"  # another reader holds the trace pipe: measure agai
 BUSY_WAIT = 90.0  # seconds to wait for the trace pipe before giving up
 
 
-
 def _answer_cells() -> dict[tuple[str, str], str]:
     """``(lab number, program name) -> %%bpf cell`` of every solution notebook."""
     cells = {}
@@ -73,10 +72,14 @@ def _verdict(shell, exercise_id: str, source: str):
     finally:
         shell.run_line_magic("bpf_detach", name)
         del shell.user_ns[name]
+
+
 @pytest.mark.parametrize("exercise_id", sorted({row[0] for row in WRONG}))
 def test_solution_passes(shell, exercise_id: str) -> None:
     verdict = _verdict(shell, exercise_id, _strip_markers(_solution_of(exercise_id)))
     assert verdict.status == PASS, str(verdict)
+
+
 @pytest.mark.parametrize("exercise_id, variant, old, new, expected", WRONG,
                          ids=[f"{r[0]}-{r[1]}" for r in WRONG])
 def test_wrong_answer_is_rejected(shell, exercise_id, variant, old, new, expected) -> None:
@@ -92,6 +95,8 @@ REJECTED = [("per_pid", "map_value_or_null"),
             ("last_char", "invalid variable-offset read from stack"),
             ("parents", "invalid mem access 'scalar'"),
             ("depth", "invalid read from stack")]
+
+
 @pytest.mark.parametrize("name, reason", REJECTED, ids=[r[0] for r in REJECTED])
 def test_verifier_lab_starts_from_a_rejected_program(shell, name: str, reason: str) -> None:
     from ebpf_nb import VerifierError
@@ -104,6 +109,8 @@ def test_verifier_lab_starts_from_a_rejected_program(shell, name: str, reason: s
         magics.bpf(line.removeprefix("%%bpf "), body)
     assert reason in caught.value.message and "cell line" in caught.value.message, caught.value
     assert name not in shell.user_ns
+
+
 def test_a_check_waits_for_the_trace_pipe(shell) -> None:
     """Another reader holding the trace pipe delays a check; it does not fail it."""
     import threading

@@ -125,8 +125,6 @@ def test_advice_html_is_escaped_left_aligned_and_whole():
     assert "white-space:normal" in page
 
 
-
-
 def test_an_empty_advice_table_still_shows_its_header():
     text = repr(AdviceTable([], columns=["check", "fix"]))
     assert text.splitlines()[0].split() == ["check", "fix"]
