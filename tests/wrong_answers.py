@@ -86,6 +86,8 @@ WRONG = [
      "static __always_inline u32 classify(u64 nr)\n", "function was inlined"),
     ("04.subprogram", "call kept, classes swapped", "return nr < 64 ? 0 : 1;",
      "return nr < 64 ? 1 : 0;", "classify must still return"),
+    ("04.subprogram", "call kept, one class for all", "return nr < 64 ? 0 : 1;",
+     "return nr >> 63 ? 0 : 1;", "classify must still return"),
     # 05 tail calls
     ("05.getppid", "handler does nothing", "getppid_calls.increment(pid);", "",
      "count each call under the process id"),

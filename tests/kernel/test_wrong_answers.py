@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import random
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -132,3 +134,23 @@ def test_a_check_waits_for_the_trace_pipe(shell) -> None:
         release.set()
         holder.join(timeout=30)
     assert verdict.status == PASS, str(verdict)
+
+
+# Syscalls of both classes from another process, as a class's other notebooks make them.
+NOISE = "import os\nwhile True:\n    os.getppid(); os.lseek(0, 0, 1); os.getpid()\n"
+
+
+@pytest.mark.parametrize("variant", ["solution", "classes swapped"])
+def test_the_subprogram_check_holds_on_a_busy_machine(shell, variant: str) -> None:
+    """The counters of 04.subprogram count every process: the check must still pass the
+    solution and reject swapped classes while another process makes syscalls of both."""
+    source = _strip_markers(_solution_of("04.subprogram"))
+    if variant != "solution":
+        source = source.replace("return nr < 64 ? 0 : 1;", "return nr < 64 ? 1 : 0;")
+    noise = subprocess.Popen([sys.executable, "-c", NOISE], stdin=subprocess.DEVNULL)
+    try:
+        verdict = _verdict(shell, "04.subprogram", source)
+    finally:
+        noise.kill()
+        noise.wait()
+    assert verdict.status == (PASS if variant == "solution" else FAIL), str(verdict)
