@@ -8,9 +8,11 @@ probe), and atexit-only cleanup (``detach()`` releases everything now).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +22,14 @@ from .constants import BUFFER_MAP_TYPES, MapType
 from .errors import AttachError, CompileError, EbpfNbError, HostError, UsageError, VerifierError
 from .kernel import libbpf
 from .kernel.maps import prog_id_of_fd as prog_id
-from .probes import ProbeSpec, parse_probe, probe_from_convention
+from .probes import (
+    KINDS,
+    ProbeSpec,
+    check_backend,
+    convention_names,
+    parse_probe,
+    probe_from_convention,
+)
 from .program import Attachment, MapLayout, Program
 
 try:  # BCC comes from the distribution (python3-bpfcc), not from PyPI
@@ -39,10 +48,53 @@ _HISTOGRAM = re.compile(r"BPF_HISTOGRAM\s*\(\s*(\w+)")
 _COMMENT_OR_STRING = re.compile(r'"(?:\\.|[^"\\\n])*"|//[^\n]*|/\*.*?\*/', re.DOTALL)
 _LOG2 = r"\b(?:bpf_)?log2l?\s*\("  # BCC's helpers, or a log2l() the cell defines
 
-#: probe kind -> BCC program type name
-_PROG_TYPES = {"kprobe": "KPROBE", "kretprobe": "KPROBE", "uprobe": "KPROBE",
-               "uretprobe": "KPROBE", "tracepoint": "TRACEPOINT",
-               "raw_tracepoint": "RAW_TRACEPOINT", "fentry": "TRACING", "fexit": "TRACING"}
+#: What BCC's bare ``Exception``s mean: words of the exception or of its fd-2 output -> cause.
+#: BCC's kprobe and raw tracepoint attach failures give no reason: they count as no target.
+_BCC_WORDS: tuple[tuple[str, str], ...] = (
+    ("kernel headers", "no headers"), ("kconfig.h", "no headers"),
+    ("privileges", "not permitted"),  # "Need super-user privileges to run"
+    ("could not determine address", "no target"), ("not found", "no target"),
+    ("No such file", "no target"), ("to kprobe", "no target"), ("to kretprobe", "no target"),
+    ("to raw tracepoint", "no target"),
+)
+
+#: A kit error made of a BCC failure: ``(cause from _BCC_WORDS or None, exception, fd-2 output)``
+BccFailure = Callable[[str | None, Exception, str], EbpfNbError]
+
+
+@contextlib.contextmanager
+def _bcc_errors(failure: BccFailure) -> Iterator[None]:
+    """Run BCC calls with fd 2 captured; a bare ``Exception`` they raise becomes the kit error
+    ``failure`` makes of it (raised after fd 2 is restored). The kit's own errors pass."""
+    with capture_stderr() as captured:
+        try:
+            yield
+        except EbpfNbError:
+            raise
+        except Exception as err:  # noqa: BLE001 - BCC raises bare Exception
+            error = err
+        else:
+            return
+    cause = next((c for said in (str(error), captured.text)  # the exception's words first
+                  for words, c in _BCC_WORDS if words in said), None)
+    try:
+        made = failure(cause, error, captured.text)
+    except EbpfNbError as plainer:  # e.g. host.require_privileges(): not root
+        made = plainer
+    raise made from None
+
+
+#: probe kind -> BCC's attach call ``(bpf, target parts as bytes, function name as bytes)``
+_BCC_ATTACH: dict[str, Callable[[Any, tuple[bytes, ...], bytes], object]] = {
+    "kprobe": lambda b, t, fn: b.attach_kprobe(event=t[0], fn_name=fn),
+    "kretprobe": lambda b, t, fn: b.attach_kretprobe(event=t[0], fn_name=fn),
+    "tracepoint": lambda b, t, fn: b.attach_tracepoint(tp=t[0] + b":" + t[1], fn_name=fn),
+    "raw_tracepoint": lambda b, t, fn: b.attach_raw_tracepoint(tp=t[0], fn_name=fn),
+    "fentry": lambda b, t, fn: b.attach_kfunc(fn_name=fn),  # the target is in fn's name
+    "fexit": lambda b, t, fn: b.attach_kretfunc(fn_name=fn),
+    "uprobe": lambda b, t, fn: b.attach_uprobe(name=t[0], sym=t[1], fn_name=fn),
+    "uretprobe": lambda b, t, fn: b.attach_uretprobe(name=t[0], sym=t[1], fn_name=fn),
+}
 
 
 def _quiet_bpf_class():
@@ -91,14 +143,10 @@ class BpfProgram(Program):
 
     # --- compile ------------------------------------------------------------------------------
     def _compile(self, source: str):
-        with capture_stderr() as captured:
-            try:
-                return _quiet_bpf_class()(text=source.encode(), cflags=self.cflags)
-            except Exception as err:  # noqa: BLE001 - BCC raises bare Exception
-                failure = err
-        raise self._compile_error(captured.text, failure) from None
+        with _bcc_errors(self._compile_error):
+            return _quiet_bpf_class()(text=source.encode(), cflags=self.cflags)
 
-    def _compile_error(self, output: str, err: Exception) -> EbpfNbError:
+    def _compile_error(self, cause: str | None, err: Exception, output: str) -> EbpfNbError:
         diags = diagnostics.parse_clang(output)
         first = diagnostics.first_error(diags)
         if first is not None:
@@ -107,7 +155,7 @@ class BpfProgram(Program):
                 f"{first.text}", line=first.line, column=first.column,
                 details=diagnostics.format_diagnostics(diags),
                 hint=diagnostics.hint_for_compile_error(first.text))
-        if "kernel headers" in output or "kconfig.h" in output:
+        if cause == "no headers":
             return HostError("BCC found no kernel headers to compile against",
                              hint="run `make setup`, or use a CO-RE cell (%%bpf NAME --core).",
                              details=output.strip()[-800:])
@@ -129,10 +177,8 @@ class BpfProgram(Program):
         plan = []
         for spec in self.probe_specs:
             if spec.function is None:
-                if spec.kind in ("fentry", "fexit"):
-                    wanted = ("kfunc__vmlinux__" if spec.kind == "fentry" else
-                              "kretfunc__vmlinux__") + spec.target[0]
-                    fits = [f for f in self.functions if f in (wanted, wanted.replace("vmlinux__", ""))]
+                if KINDS[spec.kind].target_at_load:  # BCC reads the target from the name
+                    fits = [f for f in self.functions if f in convention_names(spec)]
                 else:
                     fits = candidates
                 if len(fits) != 1:
@@ -170,99 +216,72 @@ class BpfProgram(Program):
         return self
 
     def _attach_one(self, spec: ProbeSpec) -> Attachment:
-        b, kind = self._bpf, spec.kind
         assert spec.function is not None
-        fn = spec.function.encode()  # BCC warns about str arguments
-        how, asked = "", str(spec)
-        if kind == "syscall":
-            kind, spec, how = self._resolve_syscall(spec)
-        elif kind in ("kprobe", "kretprobe") and spec.function == f"{kind}__{spec.target[0]}":
-            kind, spec, how = self._fix_syscall_name(kind, spec)
-        if kind in ("kprobe", "kretprobe") and not host.kprobes_available():
+        asked, how = _where(spec), ""
+        if spec.kind in _RESOLVE:
+            spec, how = _RESOLVE[spec.kind](self, spec)
+        elif KINDS[spec.kind].needs_kprobes and spec.function in convention_names(spec):
+            spec, how = self._fix_syscall_name(spec)
+        kind = KINDS[spec.kind]
+        if kind.needs_kprobes and not host.kprobes_available():
             raise HostError(f"cannot attach {_where(spec)}: this kernel was built without kprobes "
                             "(CONFIG_KPROBES is off)",
                             hint="use a tracepoint (-a tracepoint:syscalls:sys_enter_NAME), a raw "
                                  "tracepoint, or -a syscall:NAME, which picks what exists.")
-        if kind == "tracepoint" and not BPF.tracepoint_exists(*spec.target):
+        if kind.name == "tracepoint" and not BPF.tracepoint_exists(*spec.target):
             raise AttachError(f"there is no tracepoint {':'.join(spec.target)}",
                               hint="list them with: ls /sys/kernel/tracing/events/"
                                    f"{spec.target[0]}/")
-        self._load(spec.function, _PROG_TYPES[kind], spec)
-        target = spec.target
-        with capture_stderr() as captured:
-            try:
-                target = tuple(t.encode() for t in target)
-                if kind == "kprobe":
-                    b.attach_kprobe(event=target[0], fn_name=fn)
-                elif kind == "kretprobe":
-                    b.attach_kretprobe(event=target[0], fn_name=fn)
-                elif kind == "tracepoint":
-                    b.attach_tracepoint(tp=target[0] + b":" + target[1], fn_name=fn)
-                elif kind == "raw_tracepoint":
-                    b.attach_raw_tracepoint(tp=target[0], fn_name=fn)
-                elif kind == "fentry":
-                    b.attach_kfunc(fn_name=fn)
-                elif kind == "fexit":
-                    b.attach_kretfunc(fn_name=fn)
-                elif kind == "uprobe":
-                    b.attach_uprobe(name=target[0], sym=target[1], fn_name=fn)
-                elif kind == "uretprobe":
-                    b.attach_uretprobe(name=target[0], sym=target[1], fn_name=fn)
-                else:  # pragma: no cover - parse_probe only makes the kinds above
-                    raise UsageError(f"cannot attach {spec}")
-            except EbpfNbError:
-                raise
-            except Exception as err:  # noqa: BLE001 - BCC raises bare Exception
-                raise AttachError(f"could not attach {spec.function} to {_where(spec)}: "
-                                  f"{_attach_reason(kind, err)}",
-                                  details=captured.text.strip()[-600:] or None,
-                                  hint=_attach_hint(kind, spec)) from None
-        return Attachment(asked.split("=")[0], spec.function, how)
+        assert kind.bcc_prog_type is not None  # only kinds that _RESOLVE resolves have none
+        function = spec.function
+        assert function is not None  # resolving keeps the function
+        self._load(function, kind.bcc_prog_type)
+        target = tuple(t.encode() for t in spec.target)
+        with _bcc_errors(lambda cause, err, output: _attach_error(spec, cause, err, output)):
+            _BCC_ATTACH[kind.name](self._bpf, target, function.encode())
+        return Attachment(asked, function, how)
 
-    def _fix_syscall_name(self, kind: str, spec: ProbeSpec) -> tuple[str, ProbeSpec, str]:
+    def _fix_syscall_name(self, spec: ProbeSpec) -> tuple[ProbeSpec, str]:
         """``kprobe__sys_clone`` means the architecture's syscall function (``__x64_sys_clone``),
         as in BCC's own naming-convention attach (``fix_syscall_fnname``)."""
         if not host.kprobes_available():
-            return kind, spec, ""
+            return spec, ""
         event = self._bpf.fix_syscall_fnname(spec.target[0].encode()).decode()
         if event == spec.target[0]:
-            return kind, spec, ""
-        return kind, ProbeSpec(kind, (event,), spec.function), f"{kind} on {event}"
+            return spec, ""
+        return ProbeSpec(spec.kind, (event,), spec.function), f"{spec.kind} on {event}"
 
-    def _resolve_syscall(self, spec: ProbeSpec) -> tuple[str, ProbeSpec, str]:
+    def _resolve_syscall(self, spec: ProbeSpec) -> tuple[ProbeSpec, str]:
         """``syscall:NAME`` -> a kprobe on the syscall function, or its entry tracepoint."""
         name = spec.target[0]
         if host.kprobes_available():
             event = self._bpf.get_syscall_fnname(name.encode()).decode()
-            return "kprobe", ProbeSpec("kprobe", (event,), spec.function), f"kprobe on {event}"
+            return ProbeSpec("kprobe", (event,), spec.function), f"kprobe on {event}"
         if not BPF.tracepoint_exists("syscalls", f"sys_enter_{name}"):
             raise AttachError(f"there is no system call named {name!r} on this machine",
                               hint="list them with: ls /sys/kernel/tracing/events/syscalls/")
         tp = ProbeSpec("tracepoint", ("syscalls", f"sys_enter_{name}"), spec.function)
-        return "tracepoint", tp, (f"tracepoint syscalls:sys_enter_{name}: this kernel has no "
-                                  "kprobes")
+        return tp, f"tracepoint syscalls:sys_enter_{name}: this kernel has no kprobes"
 
-    def _load(self, fn: str, prog_type: str, spec: ProbeSpec | None = None):
+    def _load(self, fn: str, prog_type: str):
         """Load one function as ``prog_type``; verifier rejections become VerifierError."""
-        with capture_stderr() as captured:
-            try:
-                return self._bpf.load_func(fn.encode(), getattr(BPF, prog_type))
-            except Exception as err:  # noqa: BLE001 - BCC raises bare Exception
-                failure = err
-        log = captured.text
-        if prog_type == "TRACING" and "privileges" in str(failure) and host.has_bpf_privileges():
-            raise HostError(f"this kernel refuses fentry/fexit programs ({fn}: the load returned "
-                            "EPERM although this process may load BPF programs)",
-                            hint="attach to a tracepoint or raw tracepoint instead; "
-                                 "%bpf_doctor shows what this kernel offers.")
-        if "privileges" in str(failure):
+        with _bcc_errors(lambda cause, err, log: self._load_error(fn, prog_type, cause, log)):
+            return self._bpf.load_func(fn.encode(), getattr(BPF, prog_type))
+
+    def _load_error(self, fn: str, prog_type: str, cause: str | None, log: str) -> EbpfNbError:
+        if prog_type == "TRACING" and cause == "not permitted" and host.has_bpf_privileges():
+            return HostError(f"this kernel refuses fentry/fexit programs ({fn}: the load returned "
+                             "EPERM although this process may load BPF programs)",
+                             hint="attach to a tracepoint or raw tracepoint instead; "
+                                  "%bpf_doctor shows what this kernel offers.")
+        if cause == "not permitted":
             host.require_privileges()
         report = diagnostics.parse_verifier_log(log, self.source)
         where = f" at cell line {report.cell_line}" if report.cell_line else ""
         hints = report.hints or [h for h in [diagnostics.hint_for_verifier(report.reason)] if h]
-        raise VerifierError(f"the verifier rejected {fn}{where}: {report.reason}",
-                            program=fn, log=log, details=report.log or None,
-                            hint=" ".join(hints) or None) from None
+        return VerifierError(f"the verifier rejected {fn}{where}: {report.reason}",
+                             program=fn, log=log, details=report.log or None,
+                             hint=" ".join(hints) or None)
 
     # --- tail calls ---------------------------------------------------------------------------
     def tail_calls(self, prog_array: str, targets: Mapping[int | range | Iterable[int], str],
@@ -291,16 +310,19 @@ class BpfProgram(Program):
                                  hint="its functions: " + ", ".join(self.functions))
         loaded = {fn: self._load(fn, prog_type) for fn in set(slots.values())}
         for i, fn in slots.items():
-            table[ctypes.c_int(i)] = ctypes.c_int(loaded[fn].fd)
+            with _bcc_errors(_slot_refused(prog_array, i, fn)):
+                table[ctypes.c_int(i)] = ctypes.c_int(loaded[fn].fd)
         return dict(sorted(slots.items()))
 
     def _entry_prog_type(self) -> str:
         if not self._plan:
             raise UsageError("tail calls need an entry program: attach one with -a first")
-        kind = self._plan[0].kind
-        if kind == "syscall":
-            kind = "kprobe" if host.kprobes_available() else "tracepoint"
-        return _PROG_TYPES[kind]
+        entry = self._plan[0]
+        if entry.kind in _RESOLVE:
+            entry, _ = _RESOLVE[entry.kind](self, entry)
+        prog_type = KINDS[entry.kind].bcc_prog_type
+        assert prog_type is not None  # only kinds that _RESOLVE resolves have none
+        return prog_type
 
     def _program_names_by_id(self) -> dict[int, str]:
         return {prog_id(f.fd): name.decode() for name, f in self._bpf.funcs.items()}
@@ -411,23 +433,24 @@ def _where(spec: ProbeSpec) -> str:
     return ":".join((spec.kind, *spec.target))
 
 
-def _attach_reason(kind: str, err: Exception) -> str:
-    text = str(err)
-    if kind in ("uprobe", "uretprobe") and ("could not determine address" in text
-                                             or "not found" in text or "No such file" in text):
-        return "the file or symbol does not exist"
-    if kind in ("kprobe", "kretprobe"):
-        return "no such kernel function (or it cannot be probed)"
-    if kind == "raw_tracepoint":
-        return "no such raw tracepoint"
-    return text
+def _attach_error(spec: ProbeSpec, cause: str | None, err: Exception, output: str
+                  ) -> AttachError:
+    """A failed BCC attach: its kind's reason when BCC says the target does not exist."""
+    kind = KINDS[spec.kind]
+    reason = kind.attach_reason if cause == "no target" and kind.attach_reason else str(err)
+    return AttachError(f"could not attach {spec.function} to {_where(spec)}: {reason}",
+                       details=output.strip()[-600:] or None,
+                       hint=kind.attach_hint.format(*spec.target) if kind.attach_hint else None)
 
 
-def _attach_hint(kind: str, spec: ProbeSpec) -> str | None:
-    if kind in ("kprobe", "kretprobe"):
-        return f"check the name in /proc/kallsyms: grep -w {spec.target[0]} /proc/kallsyms"
-    if kind == "raw_tracepoint":
-        return "raw tracepoints have the names of tracepoints: ls /sys/kernel/tracing/events/*/"
-    if kind in ("uprobe", "uretprobe"):
-        return "check the path and the symbol: nm -D PATH | grep SYMBOL"
-    return None
+def _slot_refused(prog_array: str, index: int, fn: str) -> BccFailure:
+    """A program array's slot that BCC could not set to ``fn``."""
+    return lambda cause, err, output: AttachError(
+        f"could not put {fn} in {prog_array}[{index}]: {err}")
+
+
+#: kinds BCC attaches as another kind -> ``(program, spec) -> (spec of that kind, how)``
+_RESOLVE: dict[str, Callable[[BpfProgram, ProbeSpec], tuple[ProbeSpec, str]]] = {
+    "syscall": BpfProgram._resolve_syscall,
+}
+check_backend("bcc", _BCC_ATTACH, _RESOLVE)

@@ -18,6 +18,7 @@ from traitlets.config import Configurable
 
 from . import host
 from .errors import EbpfNbError, UsageError
+from .probes import attach_help
 from .program import Program
 from .registry import Registry
 
@@ -50,9 +51,7 @@ class BpfMagics(Magics, Configurable):
               help="Python name the program object is bound to (default: bpf).")
     @argument("-a", "--attach", dest="probes", action="append", default=[],
               metavar="PROBE[=FUNC]",
-              help="Attach FUNC to PROBE: kprobe:F, kretprobe:F, tracepoint:CAT:EVENT, "
-                   "raw_tracepoint:EVENT, fentry:F, fexit:F, uprobe:PATH:SYM, uretprobe:PATH:SYM, "
-                   "syscall:NAME (a kprobe where kprobes exist, else the syscall's tracepoint). "
+              help=f"Attach FUNC to PROBE: {attach_help()}. "
                    "Without -a, BCC's naming conventions attach (TRACEPOINT_PROBE, kprobe__F...).")
     @argument("-D", "--define", dest="defines", action="append", default=[],
               metavar="MACRO[=VALUE]", help="Define a C macro for the compile.")

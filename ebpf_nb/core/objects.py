@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import ctypes
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ebpf_nb.core.libbpf_log import captured_log, logged_lib
 from ebpf_nb.kernel.libbpf import LibbpfError, OpenOpts, UprobeOpts, check, check_ptr
 from ebpf_nb.kernel.maps import prog_id_of_fd
 
-__all__ = ["BpfObject", "LibbpfError", "Link", "ObjectMap", "ObjectProgram", "prog_jited_code"]
+__all__ = ["LIBBPF_ATTACH", "BpfObject", "LibbpfError", "Link", "ObjectMap", "ObjectProgram",
+           "prog_jited_code"]
 
 
 def _asks(call: str) -> property:
@@ -134,32 +137,19 @@ class BpfObject:
                ) -> Link:
         """Attach ``program`` from its SEC() name (``kind=None``) or to an explicit probe.
 
-        ``kind`` is one of tracepoint, raw_tracepoint, kprobe, kretprobe, ksyscall, fentry,
-        fexit, uprobe, uretprobe; ``target`` its ':'-separated parts.
+        ``kind`` is a probe kind of :data:`LIBBPF_ATTACH`; ``target`` its ':'-separated
+        parts.
         """
         libbpf, prog = logged_lib(), self.programs[program].ptr
-        enc = [t.encode() for t in target]
+        if kind is not None and kind not in LIBBPF_ATTACH:
+            raise ValueError(f"unknown attach kind {kind!r}")
+        enc = tuple(t.encode() for t in target)
         with captured_log() as log:
             ctypes.set_errno(0)
             if kind is None:
                 ptr = libbpf.bpf_program__attach(prog)
-            elif kind == "tracepoint":
-                ptr = libbpf.bpf_program__attach_tracepoint(prog, enc[0], enc[1])
-            elif kind == "raw_tracepoint":
-                ptr = libbpf.bpf_program__attach_raw_tracepoint(prog, enc[0])
-            elif kind in ("kprobe", "kretprobe"):
-                ptr = libbpf.bpf_program__attach_kprobe(prog, kind == "kretprobe", enc[0])
-            elif kind == "ksyscall":
-                ptr = libbpf.bpf_program__attach_ksyscall(prog, enc[0], None)
-            elif kind in ("fentry", "fexit"):
-                ptr = libbpf.bpf_program__attach_trace(prog)
-            elif kind in ("uprobe", "uretprobe"):
-                opts = UprobeOpts(sz=ctypes.sizeof(UprobeOpts), retprobe=kind == "uretprobe",
-                                  func_name=enc[1])
-                ptr = libbpf.bpf_program__attach_uprobe_opts(prog, -1, enc[0], 0,
-                                                             ctypes.byref(opts))
             else:
-                raise ValueError(f"unknown attach kind {kind!r}")
+                ptr = LIBBPF_ATTACH[kind](libbpf, prog, enc)
         return Link(check_ptr(ptr, f"attach {program}", log))
 
     def close(self) -> None:
@@ -172,6 +162,28 @@ class BpfObject:
             self.ptr = None
         self.programs = {}
         self.maps = {}
+
+
+def _attach_uprobe(retprobe: bool) -> Callable[[Any, int, tuple[bytes, ...]], int]:
+    def attach(libbpf: Any, prog: int, target: tuple[bytes, ...]) -> int:
+        opts = UprobeOpts(sz=ctypes.sizeof(UprobeOpts), retprobe=retprobe, func_name=target[1])
+        return libbpf.bpf_program__attach_uprobe_opts(prog, -1, target[0], 0, ctypes.byref(opts))
+    return attach
+
+
+#: probe kind -> libbpf's attach call ``(libbpf, program pointer, target parts as bytes)``;
+#: ``ksyscall`` is how a ``syscall:`` probe attaches a kprobe program.
+LIBBPF_ATTACH: dict[str, Callable[[Any, int, tuple[bytes, ...]], int]] = {
+    "tracepoint": lambda lib, prog, t: lib.bpf_program__attach_tracepoint(prog, t[0], t[1]),
+    "raw_tracepoint": lambda lib, prog, t: lib.bpf_program__attach_raw_tracepoint(prog, t[0]),
+    "kprobe": lambda lib, prog, t: lib.bpf_program__attach_kprobe(prog, False, t[0]),
+    "kretprobe": lambda lib, prog, t: lib.bpf_program__attach_kprobe(prog, True, t[0]),
+    "ksyscall": lambda lib, prog, t: lib.bpf_program__attach_ksyscall(prog, t[0], None),
+    "fentry": lambda lib, prog, t: lib.bpf_program__attach_trace(prog),  # target set at load
+    "fexit": lambda lib, prog, t: lib.bpf_program__attach_trace(prog),
+    "uprobe": _attach_uprobe(retprobe=False),
+    "uretprobe": _attach_uprobe(retprobe=True),
+}
 
 
 def prog_jited_code(fd: int) -> bytes:

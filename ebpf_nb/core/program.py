@@ -18,7 +18,7 @@ import errno
 import re
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -32,13 +32,15 @@ from ebpf_nb.errors import AttachError, CompileError, HostError, UsageError, Ver
 from ebpf_nb.kernel import libbpf
 from ebpf_nb.kernel.libbpf import LibbpfError
 from ebpf_nb.oserrors import translating
-from ebpf_nb.probes import ProbeSpec, parse_probe
+from ebpf_nb.probes import KINDS, PROBE_KINDS, ProbeSpec, check_backend, parse_probe
 from ebpf_nb.program import Attachment, MapLayout, Program
 from ebpf_nb.reading import Trigger
 
 FENTRY_REFUSED = "this kernel refuses fentry/fexit programs; use tp_btf/raw_tp/tracepoint"
 _OUT_OF_FILES = (errno.EMFILE, errno.ENFILE)  # load failures that are the host's, not the C's
 _TRACING_SECTIONS = ("fentry", "fexit", "fmod_ret", "lsm", "iter", "freplace")
+#: attach kinds that need CONFIG_KPROBES (ksyscall: a syscall: probe on a kprobe program)
+_KPROBE_KINDS = {"ksyscall", *(k.name for k in PROBE_KINDS if k.needs_kprobes)}
 
 
 class CoreProgram(Program):
@@ -139,7 +141,7 @@ class CoreProgram(Program):
             if function not in self._obj.programs:
                 raise UsageError(f"probe {spec}: the cell has no SEC() program named "
                                  f"{function!r} (its programs: {', '.join(programs)})")
-            if spec.kind in ("fentry", "fexit"):
+            if KINDS[spec.kind].target_at_load:
                 self._obj.set_attach_target(function, spec.target[0])
             self._probe_program.append((spec, function))
 
@@ -185,8 +187,13 @@ class CoreProgram(Program):
         return self
 
     def _attach_plan(self, spec: ProbeSpec, function: str) -> tuple[str, tuple[str, ...], str]:
-        if spec.kind != "syscall":
-            return spec.kind, spec.target, ""
+        """The libbpf attach kind and target of a probe, and how a resolved kind attached."""
+        if spec.kind in _RESOLVE:
+            return _RESOLVE[spec.kind](self, spec, function)
+        return spec.kind, spec.target, ""
+
+    def _syscall_plan(self, spec: ProbeSpec, function: str) -> tuple[str, tuple[str, ...], str]:
+        """``syscall:NAME``: by the program's type, libbpf's ksyscall or the entry tracepoint."""
         assert self._obj is not None
         prog_type = self._obj.programs[function].prog_type
         if prog_type == ProgType.KPROBE:
@@ -210,7 +217,7 @@ class CoreProgram(Program):
             hint = None
             if err.errno == errno.ENOENT:
                 hint = "check the name: the kernel has no such tracepoint, function or symbol"
-            elif kind in ("kprobe", "kretprobe", "ksyscall") or section.startswith("k"):
+            elif kind in _KPROBE_KINDS or section.startswith("k"):
                 from ebpf_nb import host
 
                 if not host.kprobes_available():
@@ -390,6 +397,13 @@ class CoreProgram(Program):
 
 class _NoAutoAttach(Exception):
     """libbpf cannot attach a program from its SEC() name alone (e.g. a bare SEC("raw_tp"))."""
+
+
+#: kinds attached as another kind -> ``(program, spec, function) -> (kind, target, how)``
+_RESOLVE: dict[str, Callable[[CoreProgram, ProbeSpec, str], tuple[str, tuple[str, ...], str]]] = {
+    "syscall": CoreProgram._syscall_plan,
+}
+check_backend("core", objects.LIBBPF_ATTACH, _RESOLVE)
 
 
 def _defines(defines: Mapping[str, str | None] | Sequence[str]) -> dict[str, str | None]:
