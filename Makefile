@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 PORT   ?= 8888
 SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: setup lab test test-fast bench labs check-notebooks clean
+.PHONY: setup lab test test-fast lint bench labs check-notebooks clean
 
 ## setup: install BCC, clang, libbpf, bpftool, headers, mount tracefs/bpffs, create .venv (idempotent)
 setup:
@@ -14,10 +14,23 @@ setup:
 lab: setup
 	$(SUDO) $(PY) -m ebpf_nb.cli lab --port $(PORT)
 
-## test: the whole suite, real kernel included (fails, never skips, when the kernel cannot be used)
+# ruff, then mypy (the whole package; strict on the public API: pyproject.toml [tool.mypy]).
+# Not as root: they write their caches into the checkout.
+define run_lint
+$(VENV)/bin/ruff check ebpf_nb tests benchmarks tools
+$(PY) -m mypy
+endef
+
+## test: lint, then the whole suite, real kernel included (fails, never skips, when the kernel
+## cannot be used)
 test:
 	$(SUDO) bash vagrant/provision.sh --repo $(CURDIR) --test-tools
+	$(run_lint)
 	$(SUDO) $(PY) -m pytest --durations=15 $(PYTEST_ARGS)
+
+## lint: only the checks `make test` runs before pytest (ruff, mypy)
+lint: setup
+	$(run_lint)
 
 ## test-fast: the unit tests only (tests/unit: no kernel, no root)
 test-fast: setup
@@ -49,7 +62,7 @@ site:
 	$(SUDO) $(PY) -m tools.site.build build/site --executed build/site-executed --readme-picture docs/images/bpf-cell.png
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
 
 ## test-clean-root: the README's quick start from nothing, in a clean Debian root on this kernel
 ## (faults refused, `make test`, provision again changes nothing, `make lab` serves); --full: FULL=1

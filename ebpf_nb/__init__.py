@@ -8,6 +8,8 @@ In a notebook: ``%load_ext ebpf_nb``, then ``%%bpf NAME`` cells. From plain Pyth
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .errors import (
     AttachError,
     CompileError,
@@ -17,6 +19,14 @@ from .errors import (
     UsageError,
     VerifierError,
 )
+
+if TYPE_CHECKING:  # what the lazy __getattr__ below returns, for type checkers
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from .bcc_program import BpfProgram
+    from .host import doctor
+    from .program import Program
+    from .registry import Registry
 
 __version__ = "0.1.0"
 __all__ = [
@@ -36,7 +46,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     # Lazy, so `import ebpf_nb` stays cheap and works where BCC is missing.
     if name == "BpfProgram":
         from .bcc_program import BpfProgram
@@ -53,11 +63,11 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
-def load_ipython_extension(ipython) -> None:
+def load_ipython_extension(ipython: InteractiveShell) -> None:
     from .magics import load_ipython_extension as load
     load(ipython)
 
 
-def unload_ipython_extension(ipython) -> None:
+def unload_ipython_extension(ipython: InteractiveShell) -> None:
     from .magics import unload_ipython_extension as unload
     unload(ipython)

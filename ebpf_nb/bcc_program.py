@@ -97,9 +97,9 @@ _BCC_ATTACH: dict[str, Callable[[Any, tuple[bytes, ...], bytes], object]] = {
 }
 
 
-def _quiet_bpf_class():
+def _quiet_bpf_class() -> type[Any]:
     """A BPF subclass that does not attach by naming convention in its constructor."""
-    class QuietBPF(BPF):  # type: ignore[misc, valid-type]
+    class QuietBPF(BPF):  # type: ignore[misc]  # BCC has no types: BPF is Any
         def _trace_autoload(self) -> None:
             pass
     return QuietBPF
@@ -142,7 +142,7 @@ class BpfProgram(Program):
             raise
 
     # --- compile ------------------------------------------------------------------------------
-    def _compile(self, source: str):
+    def _compile(self, source: str) -> Any:  # BCC's BPF object
         with _bcc_errors(self._compile_error):
             return _quiet_bpf_class()(text=source.encode(), cflags=self.cflags)
 
@@ -263,7 +263,7 @@ class BpfProgram(Program):
         tp = ProbeSpec("tracepoint", ("syscalls", f"sys_enter_{name}"), spec.function)
         return tp, f"tracepoint syscalls:sys_enter_{name}: this kernel has no kprobes"
 
-    def _load(self, fn: str, prog_type: str):
+    def _load(self, fn: str, prog_type: str) -> Any:  # BCC's function handle
         """Load one function as ``prog_type``; verifier rejections become VerifierError."""
         with _bcc_errors(lambda cause, err, log: self._load_error(fn, prog_type, cause, log)):
             return self._bpf.load_func(fn.encode(), getattr(BPF, prog_type))
@@ -360,7 +360,7 @@ class BpfProgram(Program):
         return layouts
 
     @staticmethod
-    def _event_dtype(table) -> np.dtype | None:
+    def _event_dtype(table: Any) -> np.dtype | None:
         """BCC learns an event's struct from the program's ``perf_submit``/``ringbuf_output``."""
         try:
             with capture_stderr():
@@ -372,7 +372,8 @@ class BpfProgram(Program):
 
     def _symbolize(self, address: int, kernel: bool) -> str:
         if kernel:
-            return BPF.ksym(address, show_offset=True).decode("utf-8", "replace")
+            symbol: bytes = BPF.ksym(address, show_offset=True)
+            return symbol.decode("utf-8", "replace")
         return hex(address)
 
     # --- unload -------------------------------------------------------------------------------
@@ -408,7 +409,7 @@ def _counts_log2(code: str, name: str) -> bool:
     return False
 
 
-def _dtype(ctype) -> np.dtype | None:
+def _dtype(ctype: type | None) -> np.dtype | None:
     if ctype is None:
         return None
     try:

@@ -56,7 +56,7 @@ def write_lab_settings(private: Path) -> Path:
     settings.mkdir(mode=0o700)
     from jupyterlab.commands import get_app_dir  # where JupyterLab would look by default
     default = Path(get_app_dir()) / "settings"
-    overrides: dict[str, object] = {}
+    overrides: dict[str, dict[str, object]] = {}
     if default.is_dir():
         for item in default.iterdir():
             if item.name == "overrides.json":

@@ -8,6 +8,7 @@ import functools
 import gzip
 import os
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,7 +64,7 @@ def effective_capabilities(paths: HostPaths = DEFAULT) -> int:
 def has_bpf_privileges(paths: HostPaths = DEFAULT) -> bool:
     """True when this process may load tracing programs (CAP_BPF+CAP_PERFMON, or CAP_SYS_ADMIN)."""
     caps = effective_capabilities(paths)
-    has = lambda bit: bool(caps >> bit & 1)
+    has: Callable[[int], bool] = lambda bit: bool(caps >> bit & 1)
     return has(CAP_SYS_ADMIN) or (has(CAP_BPF) and has(CAP_PERFMON))
 
 

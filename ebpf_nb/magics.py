@@ -5,9 +5,13 @@ The magics only parse their options and hand off to :class:`~ebpf_nb.bcc_program
 """
 from __future__ import annotations
 
+import argparse
 import keyword
 import shlex
 import sys
+from collections.abc import Callable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from IPython.core.error import UsageError as IPythonUsageError
@@ -22,12 +26,16 @@ from .probes import attach_help
 from .program import Program
 from .registry import Registry
 
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
 
-def _parse(func, line: str):
+
+def _parse(func: Callable[..., object], line: str) -> argparse.Namespace:
     """Parse a magic's option line, turning IPython's argparse errors into our UsageError."""
     try:
         shlex.split(line)
-        return parse_argstring(func, line)
+        args: argparse.Namespace = parse_argstring(func, line)
+        return args
     except ValueError as err:  # unbalanced quotes
         raise UsageError(f"cannot read the options {line!r}: {err}") from None
     except (IPythonUsageError, SystemExit) as err:
@@ -42,7 +50,7 @@ class BpfMagics(Magics, Configurable):
     short_errors = Bool(True, config=True,
                         help="Show the kit's errors as one short message (no traceback).")
 
-    def __init__(self, shell=None, **kwargs):
+    def __init__(self, shell: InteractiveShell | None = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         self.registry = Registry()
 
@@ -74,11 +82,12 @@ class BpfMagics(Magics, Configurable):
         if args.globals and not args.core:
             raise UsageError("-G sets CO-RE globals: add --core")
         program = self.registry.replace(name, lambda: self._build(args, cell))
+        assert self.shell is not None  # a cell magic runs in a shell
         self.shell.user_ns[name] = program
         print(_loaded_message(program))
 
     @staticmethod
-    def _build(args, cell: str) -> Program:
+    def _build(args: argparse.Namespace, cell: str) -> Program:
         cell = as_compiled(cell)
         if args.core:
             globals_ = dict(_split_assignment(g) for g in args.globals)
@@ -146,7 +155,8 @@ def _loaded_message(program: Program) -> str:
     return "\n".join(lines)
 
 
-def _show_error(shell, etype, value, tb, tb_offset=None):
+def _show_error(shell: InteractiveShell, etype: type[BaseException], value: BaseException,
+                tb: TracebackType | None, tb_offset: int | None = None) -> list[str]:
     """Custom exception handler: the kit's errors as one short message.
 
     IPython discards what a handler returns, so it shows the message itself through
@@ -165,13 +175,13 @@ def _show_error(shell, etype, value, tb, tb_offset=None):
     return stb
 
 
-def load_ipython_extension(ipython) -> None:
+def load_ipython_extension(ipython: InteractiveShell) -> None:
     """``%load_ext ebpf_nb``."""
     ipython.register_magics(BpfMagics)
     ipython.set_custom_exc((EbpfNbError,), _show_error)
 
 
-def unload_ipython_extension(ipython) -> None:
+def unload_ipython_extension(ipython: InteractiveShell) -> None:
     """``%unload_ext ebpf_nb``: detach everything this notebook attached."""
     magics = ipython.magics_manager.registry.get("BpfMagics")
     if magics is not None:

@@ -8,7 +8,7 @@ functions also work on a bare ``matplotlib.figure.Figure`` from a background thr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -225,7 +225,9 @@ def event_seconds(df: pd.DataFrame, time: str = "timestamp", unit: str = "s") ->
     if time not in df.columns:
         raise UsageError(f"no time column {time!r} in {list(df.columns)}: pass time='COLUMN'")
     column = df[time]
-    if pd.api.types.is_datetime64_any_dtype(column) or column.map(type).eq(pd.Timestamp).all():
+    # (pandas-stubs refuse a class in eq(), which compares any object)
+    if (pd.api.types.is_datetime64_any_dtype(column)
+            or column.map(type).eq(pd.Timestamp).all()):  # type: ignore[arg-type]
         stamps = pd.to_datetime(column)
         return (stamps - stamps.min()).dt.total_seconds().to_numpy()
     if unit not in _TIME_UNITS:
@@ -302,7 +304,7 @@ def plot_event_rate(
     return ax
 
 
-_PLOTTERS = {
+_PLOTTERS: dict[str, Callable[..., Axes]] = {
     "log2_histogram": plot_log2_hist,
     "linear_histogram": plot_linear_hist,
     "counts": plot_counts,
@@ -317,7 +319,7 @@ def frame_kind(df: pd.DataFrame) -> str:
     """The picture that suits a frame: from ``df.attrs['kind']``, else from its columns."""
     kind = df.attrs.get("kind")
     if kind in _PLOTTERS or kind in _ALIASES:
-        return _ALIASES.get(kind, kind)
+        return str(_ALIASES.get(kind, kind))
     columns = set(df.columns)
     if {"low", "high", "count"} <= columns:
         return "log2_histogram"

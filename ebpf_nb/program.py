@@ -7,7 +7,7 @@ keys, values and events). Reading maps and buffers into DataFrames is shared, he
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,12 @@ from .kernel.records import cstrings
 from .key_order import key_order
 from .oserrors import translating
 from .reading import Trigger, validate_bounds
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from .buffers import EventStream
+    from .widgets import EventWatcher, MapWatcher
 
 
 @dataclass
@@ -210,7 +216,7 @@ class Program:
                               label=f"{self.name}.{map_name}")
 
     @translating
-    def event_stream(self, map_name: str, *, backlog: bool = False):
+    def event_stream(self, map_name: str, *, backlog: bool = False) -> EventStream:
         """An open reader on a buffer map whose successive ``read(seconds=...)`` calls see every
         event once (what a live view uses); closed by ``close()`` or when the program detaches."""
         from .buffers import EventStream
@@ -243,7 +249,7 @@ class Program:
                                     backlog=backlog)
 
     # --- pictures and live views -----------------------------------------------------------
-    def plot(self, map_name: str, kind: str | None = None, **kw: Any):
+    def plot(self, map_name: str, kind: str | None = None, **kw: Any) -> Axes:
         """Draw a map (histogram bars, top-N counts) or a buffer's events (``seconds=`` etc.
         go to :meth:`events`) with matplotlib; returns the Axes."""
         from .plots import plot_frame
@@ -253,13 +259,13 @@ class Program:
             return plot_frame(self.events(map_name, **read), kind=kind or "timeline", **kw)
         return plot_frame(self.table(map_name), kind=kind, **kw)
 
-    def watch(self, map_name: str, every: float = 1.0, **kw: Any):
+    def watch(self, map_name: str, every: float = 1.0, **kw: Any) -> MapWatcher:
         """A live view of a map that refreshes on its own (see :mod:`ebpf_nb.widgets`)."""
         from .widgets import watch
         self._layout(map_name)
         return watch(self, map_name, every=every, **kw)
 
-    def watch_events(self, map_name: str, every: float = 1.0, **kw: Any):
+    def watch_events(self, map_name: str, every: float = 1.0, **kw: Any) -> EventWatcher:
         """A live view of a buffer's latest events, their rate and the drops."""
         from .widgets import watch_events
         self._layout(map_name)

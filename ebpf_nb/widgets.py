@@ -29,11 +29,14 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
 from . import plots
+
+if TYPE_CHECKING:
+    from .buffers import EventStream
 
 __all__ = [
     "EventWatcher",
@@ -52,7 +55,8 @@ _live: weakref.WeakSet[_Watcher] = weakref.WeakSet()
 class WatchedProgram(Protocol):
     """What the views need from a program (``ebpf_nb.program.Program`` has it)."""
 
-    attached: bool
+    @property
+    def attached(self) -> bool: ...
 
     def table(self, name: str) -> pd.DataFrame: ...
 
@@ -108,7 +112,7 @@ def _import_matplotlib() -> None:
     importlib.import_module("matplotlib.backends.backend_agg")
 
 
-def _png(draw: Callable[[Any], None], size: tuple[float, float] = (5.0, 3.0)) -> bytes:
+def _png(draw: Callable[[Any], object], size: tuple[float, float] = (5.0, 3.0)) -> bytes:
     """Draw on a bare Agg figure (no pyplot state) and return the PNG bytes."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -282,7 +286,7 @@ class _Watcher:
     def _read_and_show(self) -> None:
         raise NotImplementedError
 
-    def _show_chart(self, draw: Callable[[Any], None]) -> None:
+    def _show_chart(self, draw: Callable[[Any], object]) -> None:
         """Redraw the chart; a chart that cannot be drawn is noted and leaves the table live."""
         try:
             self.chart.value = _png(draw)
@@ -330,7 +334,8 @@ class _Watcher:
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         if self.text_mode or self._closed:
             return {"text/plain": repr(self)}
-        return self.box._repr_mimebundle_(**kwargs)
+        bundle: dict[str, Any] = self.box._repr_mimebundle_(**kwargs)  # ipywidgets: untyped
+        return bundle
 
 
 def top_rows(df: pd.DataFrame, top: int) -> pd.DataFrame:
@@ -403,7 +408,7 @@ class EventWatcher(_Watcher):
         self.lost = 0
         self.rate = 0.0
         self.rates: deque[float] = deque(maxlen=history)
-        self.stream: Any = None
+        self.stream: EventStream | None = None
         super().__init__(program, map_name, every=every, text=text, start=start)
 
     def _read_events(self, seconds: float) -> pd.DataFrame:

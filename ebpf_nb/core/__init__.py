@@ -8,10 +8,15 @@ messages), ``btf_types`` (BTF -> numpy dtypes).
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what the lazy __getattr__ below returns, for type checkers
+    from ebpf_nb.core.program import CoreProgram
+
 __all__ = ["CoreProgram"]
 
 
-def __getattr__(name: str):  # lazy: importing ebpf_nb.core must not load libbpf
+def __getattr__(name: str) -> object:  # lazy: importing ebpf_nb.core must not load libbpf
     if name == "CoreProgram":
         from ebpf_nb.core.program import CoreProgram
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -220,7 +221,9 @@ class Btf:
                 sub = self._fields(inner.id, offset)  # anonymous member: flatten, as C does
                 for n, f, o in zip(*sub):
                     if n not in names:
-                        names.append(n), formats.append(f), offsets.append(o)
+                        names.append(n)
+                        formats.append(f)
+                        offsets.append(o)
                 continue
             try:
                 if self.size_of(m_type) == 0:
@@ -229,7 +232,9 @@ class Btf:
             except ValueError:
                 continue
             if m_name and m_name not in names:
-                names.append(m_name), formats.append(fmt), offsets.append(offset)
+                names.append(m_name)
+                formats.append(fmt)
+                offsets.append(offset)
         return names, formats, offsets
 
     # -- globals ---------------------------------------------------------------------------
@@ -253,7 +258,7 @@ class Btf:
         t = self[self.resolve(type_id)]
         size = self.size_of(type_id)
         if t.kind == ARRAY and self.is_char(t.extra[0]):
-            data = value.encode() if isinstance(value, str) else bytes(value)  # type: ignore[arg-type]
+            data = value.encode() if isinstance(value, str) else bytes(value)  # type: ignore[call-overload]
             if len(data) >= size:
                 raise UsageError(f"{value!r} is too long for {self.describe(type_id)}",
                                  hint=f"at most {size - 1} characters")
@@ -285,7 +290,7 @@ class Btf:
         raise UsageError(f"cannot set a global of type {self.describe(type_id)} from Python")
 
 
-def _native() -> str:
+def _native() -> Literal["little", "big"]:
     import sys
 
     return sys.byteorder

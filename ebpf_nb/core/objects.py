@@ -195,8 +195,9 @@ def prog_jited_code(fd: int) -> bytes:
     jited_len = int.from_bytes(info.raw[16:20], sys.byteorder)
     code = ctypes.create_string_buffer(max(jited_len, 1))
     info = ctypes.create_string_buffer(256)  # ask only for the JIT-ed code this time
-    info[16:20] = jited_len.to_bytes(4, sys.byteorder)
-    info[24:32] = ctypes.addressof(code).to_bytes(8, sys.byteorder)
+    # (typeshed lets a char array's slice take only a list; ctypes takes bytes too)
+    info[16:20] = jited_len.to_bytes(4, sys.byteorder)  # type: ignore[call-overload]
+    info[24:32] = ctypes.addressof(code).to_bytes(8, sys.byteorder)  # type: ignore[call-overload]
     size = ctypes.c_uint32(len(info))
     check(libbpf.bpf_obj_get_info_by_fd(fd, info, ctypes.byref(size)), "bpf_obj_get_info_by_fd")
     return code.raw[:jited_len]

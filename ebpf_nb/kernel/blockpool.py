@@ -40,8 +40,10 @@ class BlockPool:
             block = mmap.mmap(-1, -(-nbytes // mmap.PAGESIZE) * mmap.PAGESIZE,
                               flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         view = (ctypes.c_ubyte * nbytes).from_buffer(block)
-        weakref.finalize(view, self._give_back, block).atexit = False
-        return np.frombuffer(view, dtype=np.uint8)
+        # (ignores: typeshed calls finalize.atexit a slot, not the property it is; the stubs
+        # make a ctypes array a buffer only from Python 3.12 on)
+        weakref.finalize(view, self._give_back, block).atexit = False  # type: ignore[misc]
+        return np.frombuffer(view, dtype=np.uint8)  # type: ignore[call-overload]
 
     def idle_bytes(self) -> int:
         with self._lock:

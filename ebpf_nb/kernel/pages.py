@@ -15,10 +15,10 @@ import threading
 from collections.abc import Iterator
 
 try:  # numpy's own switch (numpy >= 1.20); without it arrays keep numpy's default
-    from numpy._core.multiarray import _set_madvise_hugepage
+    from numpy._core.multiarray import _set_madvise_hugepage  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover - older numpy
     try:
-        from numpy.core.multiarray import _set_madvise_hugepage
+        from numpy.core.multiarray import _set_madvise_hugepage  # type: ignore[no-redef]
     except ImportError:
         _set_madvise_hugepage = None
 

@@ -260,11 +260,11 @@ class PerfBufferReader(Closing):
         filled = 0
         pos, end = 0, len(buf)
         while pos + 8 <= end and limit != 0:
-            rtype, _misc, size = struct.unpack_from("<IHH", buf, pos)
+            rtype, _misc, size = struct.unpack_from("<IHH", buf, pos)  # type: ignore[arg-type]
             if size < 8 or pos + size > end:
                 break  # malformed or truncated: stop (never happens with a sane kernel)
             if rtype == PERF_RECORD_SAMPLE:
-                (raw,) = struct.unpack_from("<I", buf, pos + 8)
+                (raw,) = struct.unpack_from("<I", buf, pos + 8)  # type: ignore[arg-type]
                 n_max = (end - pos) // size
                 if limit > 0:
                     n_max = min(n_max, limit)
@@ -286,7 +286,7 @@ class PerfBufferReader(Closing):
                 pos += n * size
                 continue
             if rtype == PERF_RECORD_LOST:
-                (_id, lost) = struct.unpack_from("<QQ", buf, pos + 8)
+                (_id, lost) = struct.unpack_from("<QQ", buf, pos + 8)  # type: ignore[arg-type]
                 self.lost += lost
             pos += size
         return out, pos

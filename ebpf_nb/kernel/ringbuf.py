@@ -119,11 +119,11 @@ class RingBufferReader(Closing):
         prod = int(self._producer[0])
         left = max_records if max_records is not None else -1
         data = self._data
-        chunks = []
+        chunks: list[np.ndarray | bytes] = []
         filled = 0
         while cons < prod and left != 0:
             start = cons & self._mask
-            (word,) = struct.unpack_from("<I", data, start)
+            (word,) = struct.unpack_from("<I", data, start)  # type: ignore[arg-type]
             if word & BUSY:
                 break
             length = word & ~(BUSY | DISCARD) & 0xFFFFFFFF

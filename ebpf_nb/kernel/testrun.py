@@ -35,4 +35,4 @@ def test_run(prog_fd: int, args: tuple[int, ...] | list[int] = (), *, cpu: int |
     return opts.retval
 
 
-test_run.__test__ = False  # not a pytest test, even when imported into a test module
+test_run.__test__ = False  # type: ignore[attr-defined]  # not a pytest test, even when imported

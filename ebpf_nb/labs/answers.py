@@ -135,7 +135,7 @@ def which_lab(file_name: str, cells: list[dict[str, Any]], metadata_lab: object,
         return labs[metadata_lab]
     ids = {c.get("id") for c in cells if isinstance(c.get("id"), str)}
     overlap = {name: len(ids & lab.cell_ids) for name, lab in labs.items()}
-    best = max(overlap, key=overlap.get, default=None)
+    best = max(overlap, key=overlap.__getitem__, default=None)
     return labs[best] if best is not None and overlap[best] > 0 else None
 
 

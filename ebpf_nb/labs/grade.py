@@ -87,6 +87,7 @@ def run_job(job: dict[str, object], timeout: float, memory_mb: int,
             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log,
             start_new_session=True,
             preexec_fn=lambda: _limit_memory(memory_mb))  # noqa: PLW1509 - only setrlimit
+        assert child.stdout is not None  # stdout=PIPE
         try:
             out, in_time = _read_until_closed(child.stdout, time.monotonic() + timeout)
         finally:
@@ -113,7 +114,7 @@ def run_job(job: dict[str, object], timeout: float, memory_mb: int,
 
 def _read_until_closed(stream: IO[bytes], deadline: float) -> tuple[bytes, bool]:
     """Everything written to ``stream`` until it closes, and whether that was in time."""
-    chunks = []
+    chunks: list[bytes] = []
     fd = stream.fileno()
     while True:
         left = deadline - time.monotonic()
@@ -147,7 +148,8 @@ def _kill_group(pgid: int) -> None:
 def rows_of(lab: CanonicalLab, verdicts: list[dict[str, str]], stopped: str, student: str,
             notebook: str) -> list[dict[str, object]]:
     """One row per exercise of the canonical lab; verdicts for any other id are ignored."""
-    found = {}
+    found: dict[str | None, dict[str, str]] = {}
+    verdict: dict[str, str] | None
     for verdict in verdicts:
         exercise = verdict.get("exercise")
         if exercise in lab.exercises and verdict.get("status") in STATUSES:
