@@ -22,7 +22,8 @@
 #               tutorials and student labs copied in when missing, never overwritten (the
 #               repository itself stays read-only to USER)
 #   --test-tools also what the test suite needs beyond the kit (`make test`): Debian's chromium,
-#               driven by Playwright for the browser test
+#               driven by Playwright for the browser test, and qemu-img (qemu-utils) for the VM
+#               grader's disk-image checks
 #   --no-btf    go on although the kernel has no BTF (CO-RE cells and tutorial 06 will not work)
 #
 # Every check that can refuse runs before anything changes. A step that fails prints one line
@@ -216,6 +217,12 @@ if [ "$test_tools" = 1 ] && ! dpkg-query -W -f='${Status}' chromium 2>/dev/null 
   if has_candidate chromium; then missing+=(chromium)
   else say "no chromium package here: point EBPF_NB_CHROMIUM at a Chromium for the browser test"
   fi
+fi
+
+# The VM grader's unit tests read real disk images with qemu-img (QEMU itself is not needed).
+if [ "$test_tools" = 1 ] && ! command -v qemu-img >/dev/null 2>&1; then
+  apt_update_once
+  missing+=(qemu-utils)
 fi
 
 headers_ok() {

@@ -2,6 +2,7 @@
 the results disk, which a submission running as root in the guest could have written."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -27,6 +28,18 @@ from ebpf_nb.labs.vm import (
 
 LABS = Path(__file__).resolve().parents[2] / "labs"
 GOOD = {"exercise": "01.openat", "status": "pass", "message": "ok"}
+
+
+@pytest.fixture
+def qemu_system_present(monkeypatch) -> None:
+    """The image checks need the real qemu-img (``make test`` installs it), not QEMU itself."""
+    real_which = shutil.which
+
+    def which(name: str, *args, **kwargs):
+        return "/usr/bin/qemu-system-x86_64" if name == "qemu-system-x86_64" else real_which(
+            name, *args, **kwargs)
+
+    monkeypatch.setattr("ebpf_nb.labs.vm.shutil.which", which)
 
 
 def test_qemu_gets_no_network_and_keeps_the_image_unchanged(tmp_path: Path, monkeypatch) -> None:
@@ -55,7 +68,8 @@ def test_a_comma_in_the_image_path_cannot_add_drive_options(tmp_path: Path) -> N
     assert drive.endswith(",snapshot=on,cache=unsafe")
 
 
-def test_the_image_is_probed_once_and_its_format_pinned(tmp_path: Path, monkeypatch) -> None:
+def test_the_image_is_probed_once_and_its_format_pinned(tmp_path: Path, monkeypatch,
+                                                        qemu_system_present) -> None:
     image = tmp_path / "disk.img"
     image.write_bytes(b"\0" * 4096)
     probes = []
@@ -71,7 +85,7 @@ def test_the_image_is_probed_once_and_its_format_pinned(tmp_path: Path, monkeypa
     assert runner.check() is runner.check() and probes == ["qemu-img"]
 
 
-def test_an_image_that_is_not_a_disk_is_refused(tmp_path: Path) -> None:
+def test_an_image_that_is_not_a_disk_is_refused(tmp_path: Path, qemu_system_present) -> None:
     image = tmp_path / "disk.vmdk"
     subprocess.run(["qemu-img", "create", "-q", "-f", "vmdk", str(image), "1M"], check=True)
     with pytest.raises(VmGradingError, match="a vmdk image; give a raw or qcow2"):
