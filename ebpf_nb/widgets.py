@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
-from . import plots
+from . import map_kinds, plots
 
 if TYPE_CHECKING:
     from .buffers import EventStream
@@ -339,19 +339,9 @@ class _Watcher:
 
 
 def top_rows(df: pd.DataFrame, top: int) -> pd.DataFrame:
-    """The rows a live table shows: non-empty buckets of a histogram, else the largest values."""
-    kind = plots.frame_kind(df)
-    if kind == "log2_histogram":
-        shown = df[df["count"] != 0]
-        labels = [plots.bucket_label(lo, hi) for lo, hi in zip(shown["low"], shown["high"])]
-        return pd.DataFrame({"bucket": labels, "count": shown["count"].to_numpy()})
-    if kind == "linear_histogram":
-        value = plots.value_column(df)
-        return df[df[value] != 0]
-    if df.empty:
-        return df
-    value = plots.value_column(df)
-    return df.sort_values(value, ascending=False, kind="stable").head(top)
+    """The rows a live table shows: as the frame's map kind says (``map_kinds.MapKind.top_rows``:
+    non-empty buckets of a histogram, non-zero slots of an array, else the largest values)."""
+    return map_kinds.row_picker(df, plots.frame_kind(df))(df, top)
 
 
 class MapWatcher(_Watcher):
