@@ -6,6 +6,7 @@ keys, values and events). Reading maps and buffers into DataFrames is shared, he
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -77,7 +78,7 @@ class Program:
         self.notes: list[str] = []          # what the cell output tells the student
         self.loaded = True
         self.unloaded_because = "was detached"  # what _require_loaded says once not loaded
-        self._streams: list[Any] = []        # open EventStreams, closed on detach
+        self._on_detach: list[Callable[[], object]] = []  # see on_detach
 
     # --- to implement -------------------------------------------------------------------
     def attach(self) -> Program:
@@ -98,29 +99,36 @@ class Program:
         return self.loaded and bool(self.attachments)
 
     def detach(self) -> None:
-        """Detach every probe and unload the program and its maps (safe to call twice)."""
+        """Detach every probe and unload the program and its maps (safe to call twice).
+
+        The :meth:`on_detach` callbacks run first, in the order they were registered, all of
+        them; the program is unloaded even when one raises, and the first error is raised after."""
         if not self.loaded:
             return
         self.loaded = False
         self.attachments = []
         try:
-            self._close_views()  # before the maps go: their threads read them
+            self._run_detach_callbacks()  # before the maps go: views' threads read them
         finally:
-            self._unload()  # whatever a view's close raised: it is raised after this
+            self._unload()
 
-    def _close_views(self) -> None:
-        """Close every live view and stream of this program; then raise the first error."""
-        from .widgets import close_watchers
+    def on_detach(self, callback: Callable[[], object]) -> Callable[[], None]:
+        """Call ``callback()`` when this program is detached (streams and live views close
+        themselves so); returns a function that cancels it."""
+        self._on_detach.append(callback)
+
+        def cancel() -> None:
+            if callback in self._on_detach:
+                self._on_detach.remove(callback)
+        return cancel
+
+    def _run_detach_callbacks(self) -> None:
+        callbacks, self._on_detach = self._on_detach, []
         first: Exception | None = None
-        try:
-            close_watchers(self)
-        except Exception as err:  # noqa: BLE001 - re-raised below, after the streams
-            first = err
-        streams, self._streams = self._streams, []
-        for stream in streams:
+        for callback in callbacks:
             try:
-                stream.close()
-            except Exception as err:  # noqa: BLE001 - re-raised below
+                callback()
+            except Exception as err:  # noqa: BLE001 - re-raised below, after the others
                 first = first or err
         if first is not None:
             raise first
@@ -188,7 +196,7 @@ class Program:
         from .buffers import EventStream
         layout, dtype = self._buffer(map_name)
         stream = EventStream(layout, dtype, label=f"{self.name}.{map_name}", backlog=backlog)
-        self._streams.append(stream)
+        self.on_detach(stream.close)
         return stream
 
     def _buffer(self, map_name: str) -> tuple[MapLayout, np.dtype]:
