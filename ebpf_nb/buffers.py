@@ -10,13 +10,12 @@ see every event exactly once; ``Program.events()`` is one read of a short-lived 
 """
 from __future__ import annotations
 
-import sys
 import time
 
 import numpy as np
 import pandas as pd
 
-from . import decode
+from . import decode, display
 from .constants import MapType
 from .kernel import maps as kmaps
 from .kernel.blockpool import POOL
@@ -148,8 +147,8 @@ class EventStream(Closing):
         df.attrs.update(lost=int(lost), buffer="ringbuf" if self.is_ring else "perf",
                         map=self.layout.name, drops_counted=not self.is_ring)
         if lost:
-            print(f"{self.label}: the kernel dropped {lost} events (the buffer was full); "
-                  "read more often or make the buffer bigger", file=sys.stderr)
+            display.notice(f"{self.label}: the kernel dropped {lost} events (the buffer was "
+                           "full); read more often or make the buffer bigger")
         return finish_frame(df, outcome)
 
     def _frame(self, rows: np.ndarray, cpus: list[np.ndarray],
@@ -221,5 +220,4 @@ def _progress(label: str, seconds: float | None, count: int | None):
     """A progress reporter for long reads (None for short ones or when unavailable)."""
     if seconds is None or seconds < 3:
         return None
-    from .progress import make_progress
-    return make_progress(label, seconds=seconds, count=count)
+    return display.progress(label, seconds=seconds, count=count)

@@ -325,11 +325,16 @@ def frame_kind(df: pd.DataFrame) -> str:
         return "log2_histogram"
     if "timestamp" in columns:
         return "rate"
-    map_type = str(df.attrs.get("map_type", "")).upper()
-    if ("ARRAY" in map_type and "key" in columns
-            and pd.api.types.is_integer_dtype(df["key"])):
+    from .map_kinds import kind_named  # the map-kind table (it draws with these functions)
+
+    row = kind_named(df.attrs.get("map_type"))
+    if row is not None and row.plot == "linear_histogram" and _has_integer_key(df):
         return "linear_histogram"
     return "counts"
+
+
+def _has_integer_key(df: pd.DataFrame) -> bool:
+    return "key" in df.columns and bool(pd.api.types.is_integer_dtype(df["key"]))
 
 
 def plot_frame(df: pd.DataFrame, kind: str | None = None, **kw: object) -> Axes:

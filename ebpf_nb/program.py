@@ -6,24 +6,17 @@ keys, values and events). Reading maps and buffers into DataFrames is shared, he
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from . import decode, tracepipe
-from .constants import (
-    BUFFER_MAP_TYPES,
-    INDEXED_MAP_TYPES,
-    PERCPU_MAP_TYPES,
-    MapType,
-    map_type_name,
-)
+from . import map_kinds, tracepipe
+from .constants import BUFFER_MAP_TYPES, map_type_name
 from .errors import UsageError
 from .kernel import maps as kmaps
-from .kernel.records import cstrings
-from .key_order import key_order
 from .oserrors import translating
 from .reading import Trigger, validate_bounds
 
@@ -85,7 +78,7 @@ class Program:
         self.notes: list[str] = []          # what the cell output tells the student
         self.loaded = True
         self.unloaded_because = "was detached"  # what _require_loaded says once not loaded
-        self._streams: list[Any] = []        # open EventStreams, closed on detach
+        self._on_detach: list[Callable[[], object]] = []  # see on_detach
 
     # --- to implement -------------------------------------------------------------------
     def attach(self) -> Program:
@@ -106,29 +99,36 @@ class Program:
         return self.loaded and bool(self.attachments)
 
     def detach(self) -> None:
-        """Detach every probe and unload the program and its maps (safe to call twice)."""
+        """Detach every probe and unload the program and its maps (safe to call twice).
+
+        The :meth:`on_detach` callbacks run first, in the order they were registered, all of
+        them; the program is unloaded even when one raises, and the first error is raised after."""
         if not self.loaded:
             return
         self.loaded = False
         self.attachments = []
         try:
-            self._close_views()  # before the maps go: their threads read them
+            self._run_detach_callbacks()  # before the maps go: views' threads read them
         finally:
-            self._unload()  # whatever a view's close raised: it is raised after this
+            self._unload()
 
-    def _close_views(self) -> None:
-        """Close every live view and stream of this program; then raise the first error."""
-        from .widgets import close_watchers
+    def on_detach(self, callback: Callable[[], object]) -> Callable[[], None]:
+        """Call ``callback()`` when this program is detached (streams and live views close
+        themselves so); returns a function that cancels it."""
+        self._on_detach.append(callback)
+
+        def cancel() -> None:
+            if callback in self._on_detach:
+                self._on_detach.remove(callback)
+        return cancel
+
+    def _run_detach_callbacks(self) -> None:
+        callbacks, self._on_detach = self._on_detach, []
         first: Exception | None = None
-        try:
-            close_watchers(self)
-        except Exception as err:  # noqa: BLE001 - re-raised below, after the streams
-            first = err
-        streams, self._streams = self._streams, []
-        for stream in streams:
+        for callback in callbacks:
             try:
-                stream.close()
-            except Exception as err:  # noqa: BLE001 - re-raised below
+                callback()
+            except Exception as err:  # noqa: BLE001 - re-raised below, after the others
                 first = first or err
         if first is not None:
             raise first
@@ -161,41 +161,15 @@ class Program:
         ``kind="log2_histogram"`` / ``"linear_histogram"`` reads an array as a histogram.
         """
         layout = self._layout(map_name)
-        if layout.map_type in BUFFER_MAP_TYPES:
-            raise UsageError(f"{map_name!r} is a {layout.type_name}: its contents are events",
-                             hint=f"read it with {self.name}.events({map_name!r}, seconds=...)")
-        if layout.map_type in (MapType.QUEUE, MapType.STACK):
-            raise UsageError(f"{map_name!r} is a {layout.type_name}: user space can only pop it")
+        row = map_kinds.kind_of(layout.map_type, declared=kind or layout.kind)
+        if row.frame is None:
+            words = {"map": map_name, "type": layout.type_name, "program": self.name}
+            hint = row.refusal_hint.format(**words) if row.refusal_hint else None
+            raise UsageError(row.refusal.format(**words), hint=hint)
         raw = kmaps.read_map(layout.fd)
-        kind = kind or layout.kind
-        if layout.map_type == MapType.STACK_TRACE:
-            df = self._stack_frame(raw)
-        elif layout.map_type == MapType.PROG_ARRAY:
-            df = self._prog_array_frame(raw)
-        elif kind in ("log2_histogram", "linear_histogram"):
-            df = histogram_frame(raw, layout, log2=kind == "log2_histogram")
-        else:
-            df = map_frame(raw, layout)
+        df = row.frame(raw, layout, self)
         df.attrs.update(map=map_name, map_type=layout.type_name, batched=raw.batched)
         return df
-
-    def _stack_frame(self, raw: kmaps.RawMap) -> pd.DataFrame:
-        stack_ids = kmaps.to_structured(raw.keys, np.dtype(np.uint32))
-        frames_all = raw.values.view(np.uint64)
-        rows = []
-        for stack_id, addrs in zip(stack_ids, frames_all):
-            addrs = [int(a) for a in addrs if a]
-            kernel = bool(addrs) and addrs[0] >= 0xFFFF000000000000
-            rows.append({"stack_id": int(stack_id), "depth": len(addrs),
-                         "frames": [self._symbolize(a, kernel) for a in addrs]})
-        return pd.DataFrame(rows, columns=["stack_id", "depth", "frames"])
-
-    def _prog_array_frame(self, raw: kmaps.RawMap) -> pd.DataFrame:
-        index = kmaps.to_structured(raw.keys, np.dtype(np.uint32))
-        prog_ids = kmaps.to_structured(raw.values, np.dtype(np.uint32))
-        names = self._program_names_by_id()
-        return pd.DataFrame({"index": index.astype(int), "prog_id": prog_ids.astype(int),
-                             "function": [names.get(int(i), "") for i in prog_ids]})
 
     def _program_names_by_id(self) -> dict[int, str]:
         return {}
@@ -222,7 +196,7 @@ class Program:
         from .buffers import EventStream
         layout, dtype = self._buffer(map_name)
         stream = EventStream(layout, dtype, label=f"{self.name}.{map_name}", backlog=backlog)
-        self._streams.append(stream)
+        self.on_detach(stream.close)
         return stream
 
     def _buffer(self, map_name: str) -> tuple[MapLayout, np.dtype]:
@@ -254,9 +228,10 @@ class Program:
         go to :meth:`events`) with matplotlib; returns the Axes."""
         from .plots import plot_frame
         layout = self._layout(map_name)
-        if layout.map_type in BUFFER_MAP_TYPES:
+        row = map_kinds.kind_of(layout.map_type, declared=layout.kind)
+        if row.events:
             read = {k: kw.pop(k) for k in ("seconds", "count", "trigger") if k in kw}
-            return plot_frame(self.events(map_name, **read), kind=kind or "timeline", **kw)
+            return plot_frame(self.events(map_name, **read), kind=kind or row.plot, **kw)
         return plot_frame(self.table(map_name), kind=kind, **kw)
 
     def watch(self, map_name: str, every: float = 1.0, **kw: Any) -> MapWatcher:
@@ -282,98 +257,3 @@ class Program:
 
     def __repr__(self) -> str:
         return self.summary()
-
-
-# --- shared decoding ------------------------------------------------------------------------
-
-def map_frame(raw: kmaps.RawMap, layout: MapLayout) -> pd.DataFrame:
-    """Keys and values of a hash/array/LRU/per-CPU map as columns (hash rows sorted by key)."""
-    key_dtype = layout.key_dtype or np.dtype((np.uint8, raw.key_size))
-    value_dtype = layout.value_dtype or np.dtype((np.uint8, raw.value_size))
-    keys = kmaps.to_structured(raw.keys, key_dtype)
-    value_rows = raw.values
-    in_order = bool(raw.map_type not in INDEXED_MAP_TYPES and keys.dtype.names is None
-                    and len(keys))
-    if in_order:
-        order = key_order(keys)  # hash keys are unique: any sort gives the one order
-        keys = kmaps.to_structured(_rows_in_order(raw.keys, order), key_dtype)
-        value_rows = _rows_in_order(value_rows, order)
-    data = decode.columns(keys, "key")
-    if raw.map_type in PERCPU_MAP_TYPES:
-        per_cpu = kmaps.to_structured(value_rows, kmaps.percpu_dtype(value_dtype, raw.ncpus))
-        data.update(_percpu_columns(per_cpu["v"], value_dtype))
-    else:
-        values = kmaps.to_structured(value_rows, value_dtype)
-        for col, vals in decode.columns(values, "value").items():
-            data[col if col not in data else f"value_{col}"] = vals
-    # Sorted, the columns are views of new arrays this frame alone holds: no second copy.
-    # Unsorted, they are views of the read buffers: copied, as pandas does by default.
-    return pd.DataFrame(data, copy=not in_order)
-
-
-def _rows_in_order(rows: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """The uint8 rows ``rows[order]``, each moved whole (one random access per row, where a
-    column at a time would make one per field), into rows from the pool of freed blocks."""
-    rows = np.ascontiguousarray(rows)
-    width = rows.shape[1]
-    whole = np.dtype((np.void, width))
-    out = kmaps.rows_of(len(order), width)
-    np.take(rows.view(whole).reshape(len(rows)), order, out=out.view(whole).reshape(len(order)),
-            mode="clip")  # "clip": the indices are valid, and "raise" copies ``out`` first
-    return out
-
-
-def _percpu_columns(values: np.ndarray, dtype: np.dtype) -> dict[str, Any]:
-    """(n, ncpus) values -> ``cpu0..cpuN`` + ``total`` (per field for struct values)."""
-    out: dict[str, Any] = {}
-    ncpus = values.shape[1] if values.ndim > 1 else 1
-    if dtype.names is None:
-        for cpu in range(ncpus):
-            out[f"cpu{cpu}"] = values[:, cpu]
-        out["total"] = values.sum(axis=1)
-        return out
-    for field in dtype.names:
-        if field.startswith("__pad"):
-            continue
-        col = values[field]
-        if col.ndim != 2 or col.dtype.names is not None:
-            continue  # array and struct fields: no single number per CPU
-        if col.dtype.kind == "S":  # char[]: one string per CPU, nothing to add up
-            for cpu in range(ncpus):
-                out[f"{field}_cpu{cpu}"] = cstrings(col[:, cpu])
-            continue
-        for cpu in range(ncpus):
-            out[f"{field}_cpu{cpu}"] = col[:, cpu]
-        out[f"{field}_total"] = col.sum(axis=1)
-    return out
-
-
-def histogram_frame(raw: kmaps.RawMap, layout: MapLayout, *, log2: bool) -> pd.DataFrame:
-    """A BPF_HISTOGRAM: ``low``, ``high``, ``count`` per bucket from the first to the last
-    non-empty one (log2: bucket ``s`` holds values in [2**(s-1), 2**s - 1])."""
-    key_dtype = layout.key_dtype or np.dtype(np.int32)
-    if key_dtype.names is not None:  # struct keys: bucket field is "slot" by BCC convention
-        keys = kmaps.to_structured(raw.keys, key_dtype)
-        slot_field = "slot" if "slot" in key_dtype.names else key_dtype.names[-1]
-        slots = keys[slot_field].astype(np.int64)
-    else:
-        slots = kmaps.to_structured(raw.keys, key_dtype).astype(np.int64)
-    counts = kmaps.to_structured(raw.values, layout.value_dtype or np.dtype(np.uint64))
-    counts = counts.astype(np.int64)
-    totals: dict[int, int] = {}
-    for s, c in zip(slots.tolist(), counts.tolist()):
-        totals[s] = totals.get(s, 0) + c
-    nonzero = [s for s, c in totals.items() if c]
-    columns = ["low", "high", "count"] if log2 else ["key", "count"]
-    if not nonzero:
-        df = pd.DataFrame({c: pd.Series(dtype="int64") for c in columns})
-    else:
-        buckets = range(min(nonzero), max(nonzero) + 1)
-        if log2:
-            df = pd.DataFrame({"low": [(1 << s) >> 1 for s in buckets],
-                               "high": [(1 << s) - 1 if s else 0 for s in buckets],
-                               "count": [totals.get(s, 0) for s in buckets]})
-        else:
-            df = pd.DataFrame({"key": list(buckets), "count": [totals.get(s, 0) for s in buckets]})
-    df.attrs["kind"] = "log2_histogram" if log2 else "linear_histogram"
-    return df

@@ -162,7 +162,7 @@ def _choose(stream: TextIO) -> str:
         return "none"
     if forced in ("line", "widget"):
         return forced
-    from .widgets import has_widget_frontend
+    from .frontend import has_widget_frontend
 
     if has_widget_frontend():
         return "widget"

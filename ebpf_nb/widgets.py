@@ -12,7 +12,7 @@ widget drawn on a bare matplotlib ``Figure`` (no pyplot state is touched off the
 
 Without a frontend that can show widgets the views degrade to text: one snapshot, shown as the
 returned object's plain-text repr (``print(w)`` works too), and no thread. Detection, in order:
-the ``text=`` argument; the environment variable ``EBPF_NB_DISPLAY`` (``text`` or ``widgets``);
+the ``text=`` argument, then :mod:`ebpf_nb.frontend`: the environment variable ``EBPF_NB_DISPLAY`` (``text`` or ``widgets``);
 no IPython kernel (plain Python, terminal IPython) -> text; a widget frontend has opened
 ipywidgets' control comm -> widgets; else the request being executed allows stdin -> widgets
 (JupyterLab, Notebook and VS Code allow it; nbclient, nbconvert and papermill do not) -> text.
@@ -23,7 +23,6 @@ from __future__ import annotations
 import html
 import importlib
 import io
-import os
 import threading
 import time
 import weakref
@@ -33,7 +32,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
-from . import plots
+from . import map_kinds, plots
+from .frontend import has_widget_frontend
 
 if TYPE_CHECKING:
     from .buffers import EventStream
@@ -62,27 +62,6 @@ class WatchedProgram(Protocol):
 
     def events(self, name: str, seconds: float | None = None,
                count: int | None = None) -> pd.DataFrame: ...
-
-
-def has_widget_frontend() -> bool:
-    """True when live widgets can be seen: see the module docstring for how it is decided."""
-    choice = os.environ.get("EBPF_NB_DISPLAY", "").strip().lower()
-    if choice in ("text", "widgets"):
-        return choice == "widgets"
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    kernel = getattr(get_ipython(), "kernel", None)
-    if kernel is None:
-        return False
-    try:
-        import ipywidgets
-    except ImportError:
-        return False
-    if getattr(ipywidgets.Widget, "_control_comm", None) is not None:
-        return True
-    return bool(getattr(kernel, "_allow_stdin", False))
 
 
 def close_watchers(program: object | None = None) -> int:
@@ -159,6 +138,8 @@ class _Watcher:
             _import_matplotlib()
             self._build_widgets(every)
         _live.add(self)
+        on_detach = getattr(program, "on_detach", None)  # a Program closes its views on detach
+        self._forget_detach = on_detach(self._close_on_detach) if on_detach else None
         if self.text_mode:
             self.refresh()
         elif start:
@@ -243,8 +224,13 @@ class _Watcher:
         self.stop()
         self._closed = True
         _live.discard(self)
+        if self._forget_detach is not None:
+            self._forget_detach()
         for widget in getattr(self, "_widgets", []):
             widget.close()
+
+    def _close_on_detach(self) -> None:
+        self.close()  # looked up on each call: whatever ``close`` is by then
 
     def _should_stop(self) -> str | None:
         if self._stop.is_set():
@@ -339,19 +325,9 @@ class _Watcher:
 
 
 def top_rows(df: pd.DataFrame, top: int) -> pd.DataFrame:
-    """The rows a live table shows: non-empty buckets of a histogram, else the largest values."""
-    kind = plots.frame_kind(df)
-    if kind == "log2_histogram":
-        shown = df[df["count"] != 0]
-        labels = [plots.bucket_label(lo, hi) for lo, hi in zip(shown["low"], shown["high"])]
-        return pd.DataFrame({"bucket": labels, "count": shown["count"].to_numpy()})
-    if kind == "linear_histogram":
-        value = plots.value_column(df)
-        return df[df[value] != 0]
-    if df.empty:
-        return df
-    value = plots.value_column(df)
-    return df.sort_values(value, ascending=False, kind="stable").head(top)
+    """The rows a live table shows: as the frame's map kind says (``map_kinds.MapKind.top_rows``:
+    non-empty buckets of a histogram, non-zero slots of an array, else the largest values)."""
+    return map_kinds.row_picker(df, plots.frame_kind(df))(df, top)
 
 
 class MapWatcher(_Watcher):

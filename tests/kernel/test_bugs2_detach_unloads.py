@@ -48,3 +48,25 @@ def test_detach_unloads_even_when_a_view_fails_to_close():
         prog._unload()  # if detach() skipped it, do not leave the program in the kernel
         del broken.close
         broken.close()
+
+
+def test_detach_unloads_even_when_an_on_detach_callback_raises():
+    prog = BpfProgram(SOURCE, "callbacks")
+    ids = list(prog.prog_ids.values())
+    assert ids and all(prog_exists(i) for i in ids)
+    stream = prog.event_stream("events")
+    ran: list[str] = []
+
+    def broken() -> None:
+        ran.append("broken")
+        raise FrontendGone("a callback failed")
+
+    prog.on_detach(broken)
+    prog.on_detach(lambda: ran.append("after"))
+    try:
+        with pytest.raises(FrontendGone):
+            prog.detach()
+        assert all_gone(ids), f"programs {ids} still loaded after detach()"
+        assert ran == ["broken", "after"] and stream.closed and not prog.loaded
+    finally:
+        prog._unload()

@@ -1,15 +1,16 @@
 """Kernel constants defined once (issue 14): the two per-CPU sets used to disagree.
 
 ``kernel.maps`` read a ``percpu_cgroup_storage`` map's values as one slot per CPU, while
-``program.map_frame`` (whose set lacked it) decoded those rows as one plain value: the frame
-showed CPU 0's value and nothing of the others."""
+``program.map_frame`` (now ``frames.map_frame``), whose set lacked it, decoded those rows as one
+plain value: the frame showed CPU 0's value and nothing of the others."""
 from __future__ import annotations
 
 import numpy as np
 
 from ebpf_nb import constants
+from ebpf_nb.frames import map_frame
 from ebpf_nb.kernel import maps as kmaps
-from ebpf_nb.program import MapLayout, map_frame
+from ebpf_nb.program import MapLayout
 
 PERCPU_CGROUP_STORAGE = 21  # enum bpf_map_type
 

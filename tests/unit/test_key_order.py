@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ebpf_nb import frames
 from ebpf_nb import program as prog
 from ebpf_nb.constants import MapType
 from ebpf_nb.kernel import maps as kmaps
@@ -84,7 +85,7 @@ def test_hash_frame_rows_are_sorted_by_key_with_their_values():
     keys = RNG.choice(2**32 - 1, size=20_000, replace=False).astype(np.uint32)
     values = np.zeros(len(keys), FLOW)
     values["packets"], values["bytes"] = keys // 3, keys.astype(np.uint64) * 1500
-    df = prog.map_frame(_raw(keys, values), _layout(np.dtype(np.uint32), FLOW))
+    df = frames.map_frame(_raw(keys, values), _layout(np.dtype(np.uint32), FLOW))
     order = np.argsort(keys)  # the order table() has always shown
     expected = pd.DataFrame({"key": keys[order], "packets": values["packets"][order],
                              "bytes": values["bytes"][order]})
@@ -97,7 +98,7 @@ def test_hash_frame_columns_are_its_own():
     keys = np.array([3, 1, 2], dtype=np.uint32)
     values = np.array([30, 10, 20], dtype=np.uint64)
     raw = _raw(keys, values)
-    df = prog.map_frame(raw, _layout(np.dtype(np.uint32), np.dtype(np.uint64)))
+    df = frames.map_frame(raw, _layout(np.dtype(np.uint32), np.dtype(np.uint64)))
     raw.values[:] = 0  # a reused or freed read buffer must not change a frame already shown
     raw.keys[:] = 0
     assert df["key"].tolist() == [1, 2, 3] and df["value"].tolist() == [10, 20, 30]
@@ -108,7 +109,7 @@ def test_struct_keys_stay_in_the_kernel_order():
     keys = np.zeros(4, key)
     keys["pid"], keys["cpu"] = [9, 2, 7, 2], [0, 1, 0, 0]
     values = np.array([1, 2, 3, 4], dtype=np.uint64)
-    df = prog.map_frame(_raw(keys, values), _layout(key, np.dtype(np.uint64)))
+    df = frames.map_frame(_raw(keys, values), _layout(key, np.dtype(np.uint64)))
     assert df["pid"].tolist() == [9, 2, 7, 2] and df["value"].tolist() == [1, 2, 3, 4]
 
 
@@ -118,7 +119,7 @@ def test_a_hash_with_array_keys_is_read_sorted_by_its_bytes():
     keys = np.array([[3, 0, 0, 0, 0, 1], [1, 0, 0, 0, 0, 2], [1, 0, 0, 0, 0, 0]], np.uint8)
     values = np.array([30, 12, 10], dtype=np.uint64)
     for key_dtype in (np.dtype((np.uint8, (6,))), None):
-        df = prog.map_frame(_raw(keys.view("V6").ravel(), values),
+        df = frames.map_frame(_raw(keys.view("V6").ravel(), values),
                             _layout(key_dtype, np.dtype(np.uint64)))
         assert [list(k) for k in df["key"]] == [[1, 0, 0, 0, 0, 0], [1, 0, 0, 0, 0, 2],
                                                 [3, 0, 0, 0, 0, 1]]
@@ -133,7 +134,7 @@ def _frame_as_before(raw: kmaps.RawMap, layout: prog.MapLayout) -> pd.DataFrame:
     if raw.map_type in (MapType.PERCPU_HASH, MapType.LRU_PERCPU_HASH):
         per_cpu = kmaps.to_structured(raw.values, kmaps.percpu_dtype(layout.value_dtype,
                                                                      raw.ncpus))
-        data.update(prog._percpu_columns(per_cpu["v"], layout.value_dtype))
+        data.update(frames._percpu_columns(per_cpu["v"], layout.value_dtype))
     else:
         for col, vals in decode.columns(kmaps.to_structured(raw.values, layout.value_dtype),
                                         "value").items():
@@ -165,7 +166,7 @@ def test_hash_frames_are_what_they_were(map_type, key):
             rows[:, cpu * slot] += cpu  # a different count on each CPU
         raw.values, raw.ncpus = rows, ncpus
     layout = _layout(np.dtype(key), TASK, map_type)
-    pd.testing.assert_frame_equal(prog.map_frame(raw, layout), _frame_as_before(raw, layout))
+    pd.testing.assert_frame_equal(frames.map_frame(raw, layout), _frame_as_before(raw, layout))
 
 
 def test_a_percpu_hash_with_a_char_array_field_shows_a_string_per_cpu():
@@ -178,7 +179,7 @@ def test_a_percpu_hash_with_a_char_array_field_shows_a_string_per_cpu():
     rows["cpu0"]["comm"], rows["cpu1"]["comm"] = [b"sshd", b"bash"], [b"", b"bash"]
     raw = _raw(keys, rows, MapType.PERCPU_HASH)
     raw.value_size, raw.ncpus = value.itemsize, 2
-    df = prog.map_frame(raw, _layout(np.dtype(np.uint32), value, MapType.PERCPU_HASH))
+    df = frames.map_frame(raw, _layout(np.dtype(np.uint32), value, MapType.PERCPU_HASH))
     assert list(df.columns) == ["key", "count_cpu0", "count_cpu1", "count_total", "comm_cpu0",
                                 "comm_cpu1"]
     assert df["key"].tolist() == [3, 7] and df["count_total"].tolist() == [32, 71]
@@ -194,7 +195,7 @@ def test_large_frames_reuse_freed_blocks_but_never_share_them():
     def frame(scale: int) -> pd.DataFrame:
         values = np.zeros(n, FLOW)
         values["packets"], values["bytes"] = keys * scale, keys.astype(np.uint64) * scale
-        return prog.map_frame(_raw(keys, values), layout)
+        return frames.map_frame(_raw(keys, values), layout)
 
     first = frame(1)
     expected = first.copy(deep=True)
