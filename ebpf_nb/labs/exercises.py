@@ -313,11 +313,12 @@ def _per_command(program: Any) -> str:
 def _per_syscall(program: Any) -> str:
     number = syscall_number("sched_get_priority_max")  # a call almost nothing else makes
     times = random.randint(1500, 2500)
+    calls = _python_loop("os.sched_get_priority_max(os.SCHED_OTHER)", times)
 
     def measure() -> str:
-        grown = _growth(program, "counts", lambda: run_python(_python_loop(
-            "os.sched_get_priority_max(os.SCHED_OTHER)", times)),
-            empty="the map counts is empty: count the syscall number on sys_enter").get(number, 0)
+        grown = _growth(program, "counts", lambda: run_python(calls),
+                        empty="the map counts is empty: count the syscall number on sys_enter"
+                        ).get(number, 0)
         _expect_between(grown, times, 20,
                         f"a process called sched_get_priority_max (syscall {number} here) "
                         f"{times} times but its row grew by {grown}: is the key the syscall "
