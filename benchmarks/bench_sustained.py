@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 
 from .report import Result
 from .workloads import producer, read_stats, ring_source
@@ -54,6 +55,23 @@ class RssSampler:
         return (self.peak - self.base) / 2**20
 
 
+def _offer(fn_fd: int, seconds: float, poll: Callable[[], object], *,
+           more: Callable[[], object] = lambda: False,
+           drain: Callable[[], object] = lambda: None) -> tuple[float, RssSampler]:
+    """Offer RATE events/s for ``seconds`` from a thread, calling ``poll`` meanwhile (and on
+    while ``more()``), then ``drain``: the seconds it took and the RSS sampled meanwhile."""
+    thread = threading.Thread(target=producer(fn_fd, int(RATE * seconds), rate=RATE),
+                              daemon=True)
+    with RssSampler() as rss:
+        t0 = time.perf_counter()
+        thread.start()
+        while thread.is_alive() or more():
+            poll()
+        elapsed = time.perf_counter() - t0
+        drain()
+    return elapsed, rss
+
+
 def _ours(seconds: float) -> dict:
     from ebpf_nb.bcc_program import BpfProgram
     from ebpf_nb.widgets import EventWatcher
@@ -62,15 +80,8 @@ def _ours(seconds: float) -> dict:
         fn = prog._load("emit", "RAW_TRACEPOINT")
         stats_fd = prog._layout("stats").fd
         watcher = EventWatcher(prog, "events", every=1.0, rows=10, text=True)
-        thread = threading.Thread(target=producer(fn.fd, int(RATE * seconds), rate=RATE),
-                                  daemon=True)
-        with RssSampler() as rss:
-            t0 = time.perf_counter()
-            thread.start()
-            while thread.is_alive():
-                watcher.refresh()
-            elapsed = time.perf_counter() - t0
-            watcher.refresh()  # what arrived during the last read stays in the ring
+        # what arrived during the last read stays in the ring: drained by one more refresh
+        elapsed, rss = _offer(fn.fd, seconds, watcher.refresh, drain=watcher.refresh)
         watcher.close()
         submitted, failed = read_stats(stats_fd)
         return _outcome(watcher.total_rows, submitted, failed, elapsed, rss,
@@ -96,20 +107,17 @@ def _ours_stream(seconds: float) -> dict:
         layout = prog._layout("events")
         dtype = layout.event_dtype
         reader = RingBufferReader(layout.fd)
-        thread = threading.Thread(target=producer(fn.fd, int(RATE * seconds), rate=RATE),
-                                  daemon=True)
         received = 0
         latest = pd.DataFrame()
-        with RssSampler() as rss:
-            t0 = time.perf_counter()
-            thread.start()
-            while thread.is_alive() or reader.pending():
-                rows = reader.read_array(dtype.itemsize, timeout=0.1)
-                if len(rows):
-                    frame = pd.DataFrame(decode.columns(to_structured(rows, dtype), "value"))
-                    received += len(frame)
-                    latest = frame.tail(10)
-            elapsed = time.perf_counter() - t0
+
+        def poll() -> None:
+            nonlocal received, latest
+            rows = reader.read_array(dtype.itemsize, timeout=0.1)
+            if len(rows):
+                frame = pd.DataFrame(decode.columns(to_structured(rows, dtype), "value"))
+                received += len(frame)
+                latest = frame.tail(10)
+        elapsed, rss = _offer(fn.fd, seconds, poll, more=reader.pending)
         reader.close()
         del latest, np
         submitted, failed = read_stats(stats_fd)
@@ -133,15 +141,8 @@ def _bcc(seconds: float) -> dict:
             count[0] += 1
 
         b[b"events"].open_ring_buffer(on_event)
-        thread = threading.Thread(target=producer(fn.fd, int(RATE * seconds), rate=RATE),
-                                  daemon=True)
-        with RssSampler() as rss:
-            t0 = time.perf_counter()
-            thread.start()
-            while thread.is_alive():
-                b.ring_buffer_poll(100)
-            elapsed = time.perf_counter() - t0
-            b.ring_buffer_consume()
+        elapsed, rss = _offer(fn.fd, seconds, lambda: b.ring_buffer_poll(100),
+                              drain=b.ring_buffer_consume)
         submitted, failed = read_stats(stats_fd)
         return _outcome(count[0], submitted, failed, elapsed, rss, errors=0)
     finally:

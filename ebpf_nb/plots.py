@@ -42,6 +42,14 @@ def _new_axes() -> Axes:
     return ax
 
 
+def _titled_axes(ax: Axes | None, title: str | None) -> Axes:
+    """``ax`` (a new figure's when ``None``), with ``title`` when one is given."""
+    ax = ax if ax is not None else _new_axes()
+    if title:
+        ax.set_title(title)
+    return ax
+
+
 def _short(n: int) -> str:
     """1024-based short form of a power-of-two boundary: 1024 -> '1K', 3 -> '3'."""
     i = 0
@@ -99,13 +107,11 @@ def plot_log2_hist(
     first and after the last non-empty one are left out, as BCC's ``print_log2_hist`` does.
     """
     _require(df, ("low", "high", "count"), "plot_log2_hist")
-    ax = ax if ax is not None else _new_axes()
+    ax = _titled_axes(ax, title)
     frame = df.sort_values("low", kind="stable")
     counts = frame["count"].to_numpy()
     if trim:
         frame = frame.iloc[_trim_zeros(counts)]
-    if title:
-        ax.set_title(title)
     if frame.empty:
         return _empty(ax, "values")
     labels = [bucket_label(lo, hi) for lo, hi in zip(frame["low"], frame["high"])]
@@ -136,9 +142,7 @@ def plot_linear_hist(
     """
     value = value or value_column(df)
     _require(df, (key, value), "plot_linear_hist")
-    ax = ax if ax is not None else _new_axes()
-    if title:
-        ax.set_title(title)
+    ax = _titled_axes(ax, title)
     frame = df[[key, value]].groupby(key, sort=True)[value].sum()
     if trim:
         frame = frame.iloc[_trim_zeros(frame.to_numpy())]
@@ -204,9 +208,7 @@ def plot_counts(
     else:
         keys = [key] if isinstance(key, str) else list(key)
     _require(df, [*keys, value], "plot_counts")
-    ax = ax if ax is not None else _new_axes()
-    if title:
-        ax.set_title(title)
+    ax = _titled_axes(ax, title)
     if df.empty:
         return _empty(ax, "entries")
     frame = df.sort_values(value, ascending=False, kind="stable").head(top)
@@ -247,9 +249,7 @@ def plot_event_timeline(
 ) -> Axes:
     """One mark per event at its time. ``y`` picks the row: a number column is drawn as is, a
     text column (``comm``) gets one labelled row per value; by default rows are the CPUs."""
-    ax = ax if ax is not None else _new_axes()
-    if title:
-        ax.set_title(title)
+    ax = _titled_axes(ax, title)
     if df.empty:
         return _empty(ax, "events")
     seconds = event_seconds(df, time, unit)
@@ -285,9 +285,7 @@ def plot_event_rate(
     """Events per second, counted in bins of ``bin_seconds`` from the first event."""
     if bin_seconds <= 0:
         raise UsageError(f"bin_seconds must be positive, not {bin_seconds}")
-    ax = ax if ax is not None else _new_axes()
-    if title:
-        ax.set_title(title)
+    ax = _titled_axes(ax, title)
     if df.empty:
         return _empty(ax, "events")
     seconds = event_seconds(df, time, unit)

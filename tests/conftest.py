@@ -53,3 +53,14 @@ def shell():
     sh.run_cell("%load_ext ebpf_nb", store_history=False)
     yield sh
     sh.run_cell("%unload_ext ebpf_nb", store_history=False)
+
+
+@pytest.fixture
+def hugepages_on():
+    """numpy's huge-page advice on for the test (the setting before is put back after)."""
+    from ebpf_nb.kernel import pages
+    if pages._set_madvise_hugepage is None:
+        pytest.skip("this numpy has no madvise switch")
+    previous = pages._set_madvise_hugepage(True)
+    yield
+    pages._set_madvise_hugepage(previous)

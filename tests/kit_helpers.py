@@ -1,9 +1,12 @@
-"""Helpers shared by the kernel tests (kept out of conftest.py so they can be imported)."""
+"""Helpers shared by the tests (kept out of conftest.py so they can be imported): the kernel's
+view of loaded programs, waiting for it, running cells and what they show."""
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import time
+from contextlib import redirect_stdout
 
 
 def bpftool_prog_ids() -> set[int]:
@@ -60,3 +63,11 @@ def run_error(shell, code: str) -> BaseException:
     err = result.error_before_exec or result.error_in_exec
     assert err is not None, f"the cell should have failed:\n{code}"
     return err
+
+
+def shown(shell, code: str) -> tuple[BaseException, str]:
+    """The error a cell ends with and the text the student sees."""
+    out = io.StringIO()
+    with redirect_stdout(out):
+        err = run_error(shell, code)
+    return err, out.getvalue()

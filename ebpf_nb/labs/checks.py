@@ -11,6 +11,7 @@ the grader reads back from executed notebooks.
 from __future__ import annotations
 
 import contextlib
+import functools
 import html
 import json
 import random
@@ -78,9 +79,12 @@ EXERCISES: dict[str, Exercise] = {}
 def exercise(exercise_id: str, *, program: str | None, title: str, hints: tuple[str, ...] = ()
              ) -> Callable[[Callable[[Any], str]], Callable[[Any], str]]:
     """Register ``func(program) -> success text`` as the check of ``exercise_id``; ``hints``
-    are revealed one at a time by :func:`hint`."""
+    are revealed one at a time by :func:`hint`. With a ``program`` name, ``func`` is only
+    called with a program: ``None`` is "not done" (:func:`need_program`)."""
     def register(func: Callable[[Any], str]) -> Callable[[Any], str]:
-        EXERCISES[exercise_id] = Exercise(exercise_id, program, title, func, tuple(hints))
+        checked = func if program is None else \
+            functools.wraps(func)(lambda given: func(need_program(given, program)))
+        EXERCISES[exercise_id] = Exercise(exercise_id, program, title, checked, tuple(hints))
         return func
     return register
 

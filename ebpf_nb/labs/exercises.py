@@ -31,7 +31,6 @@ from .checks import (
     as_user,
     exercise,
     marker,
-    need_program,
     other_user,
     private_dir,
     run,
@@ -100,6 +99,36 @@ def _grown(before: dict[int, int], after: dict[int, int]) -> dict[int, int]:
     return {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
 
 
+def _map_counts(program: Any, map_name: str, empty: str | None = None) -> dict[int, int]:
+    """``{key: count}`` of the program's map; with ``empty``, an empty map is "not done"."""
+    counts = _counts(_table(program, map_name))
+    if empty is not None and not counts:
+        raise NotDone(empty)
+    return counts
+
+
+def _growth(program: Any, map_name: str, trigger: Callable[[], object],
+            empty: str | None = None) -> dict[int, int]:
+    """How much each key's count grew while ``trigger`` ran (``empty``: see _map_counts)."""
+    before = _map_counts(program, map_name)
+    trigger()
+    return _grown(before, _map_counts(program, map_name, empty))
+
+
+def _expect_exactly(got: int, expected: int, wrong: str) -> None:
+    """Say ``wrong`` unless ``got == expected`` (above it, maybe others' events: see _too_many)."""
+    if got != expected:
+        raise (_too_many(got, expected) if got > expected else Wrong)(wrong)
+
+
+def _expect_between(got: int, least: int, slack: int, too_few: str, too_many: str) -> None:
+    """Say ``too_few`` below ``least``, ``too_many`` above ``least + slack`` (see _too_many)."""
+    if got < least:
+        raise Wrong(too_few)
+    if got > least + slack:
+        raise _too_many(got, least)(too_many)
+
+
 def _python_loop(call: str, times: int) -> str:
     return f"import os\nfor _ in range({times}): {call}"
 
@@ -154,7 +183,6 @@ worker.join()
                  ("bpf_get_current_comm needs a char array of 16 on the stack and its size; "
                  "print it with %s, the pid with %d.")))
 def _pid_and_command(program: Any) -> str:
-    program = need_program(program, "hello_pid")
     name = marker("t")[:15]
     with private_dir() as folder:
         ids = folder / "ids"
@@ -194,7 +222,6 @@ def _pid_and_command(program: Any) -> str:
                  ("The copy needs a buffer large enough for a whole path (64 bytes here) and "
                  "the helper for *user* memory.")))
 def _openat_file_name(program: Any) -> str:
-    program = need_program(program, "opens")
     with private_dir() as folder:
         path = str(folder / marker("open"))
         lines = _trace(program, trigger=lambda: run_python(_OPEN_EACH, path))
@@ -220,17 +247,16 @@ def _openat_file_name(program: Any) -> str:
                  ("lookup() gives a pointer to the current count or NULL; the new count is the "
                  "old one plus one, written back with update().")))
 def _per_uid(program: Any) -> str:
-    program = need_program(program, "counter")
     uid, gid = other_user()
     as_root, as_other = random.sample(range(2, 9), 2)
 
     def measure() -> str:
-        before = _counts(_table(program, "counter_table"))
-        run("; ".join(["/bin/true"] * as_root + [as_user("/bin/true", uid, gid)] * as_other))
-        after = _counts(_table(program, "counter_table"))
-        if not after:
-            raise NotDone("the map counter_table is empty after commands ran: look up the "
-                          "uid's counter, add one and update the map")
+        commands = ["/bin/true"] * as_root + [as_user("/bin/true", uid, gid)] * as_other
+        before = _map_counts(program, "counter_table")
+        run("; ".join(commands))
+        after = _map_counts(program, "counter_table",
+                            empty="the map counter_table is empty after commands ran: look up "
+                                  "the uid's counter, add one and update the map")
         grown = _grown(before, after)
         if any(k > 0xFFFFFFFF for k in after):
             raise Wrong("a key is larger than 32 bits: bpf_get_current_uid_gid() returns the gid "
@@ -239,10 +265,9 @@ def _per_uid(program: Any) -> str:
             seen = f"gid {gid} has a row" if gid in grown else f"keys that grew: {sorted(grown)}"
             raise Wrong(f"{as_other} commands ran as uid {uid} (gid {gid}) but there is no row "
                         f"for uid {uid} ({seen}): the key must be the uid")
-        if grown[uid] != as_other:
-            raise (_too_many(grown[uid], as_other) if grown[uid] > as_other else Wrong)(
-                f"uid {uid} started {as_other} commands but its count grew by {grown[uid]}: add "
-                "one to the count already in the map on every execve")
+        _expect_exactly(grown[uid], as_other,
+                        f"uid {uid} started {as_other} commands but its count grew by "
+                        f"{grown[uid]}: add one to the count already in the map on every execve")
         if grown.get(0, 0) < as_root:
             raise Wrong(f"root started at least {as_root} commands but its row grew by "
                         f"{grown.get(0, 0)}")
@@ -254,7 +279,6 @@ def _per_uid(program: Any) -> str:
           hints=("The key is a struct: zero it, then let bpf_get_current_comm fill its comm.",
                  "BCC's counts.increment(key) adds one to the key's count (creating it at 0)."))
 def _per_command(program: Any) -> str:
-    program = need_program(program, "by_comm")
     word = marker("c")
     times = random.randint(3, 7)
 
@@ -277,10 +301,8 @@ def _per_command(program: Any) -> str:
             raise Wrong(f"a program called {word} started {times} commands but there is no row "
                         f"for it (names seen: {sorted(counts[text_columns[0]])[:8]})")
         number = int(rows[_count_column(counts, exclude=tuple(text_columns))].iloc[0])
-        if number != times:
-            raise (_too_many(number, times) if number > times else Wrong)(
-                f"{word} called execve {times} times but its count is {number}: add one to its "
-                "counter on every execve")
+        _expect_exactly(number, times, f"{word} called execve {times} times but its count is "
+                                       f"{number}: add one to its counter on every execve")
         return f"{word} counted {number} times"
     return _again(measure)
 
@@ -289,24 +311,20 @@ def _per_command(program: Any) -> str:
           hints=(("On the sys_enter raw tracepoint, ctx->args[0] is the registers and "
                  "ctx->args[1] the syscall number."),),)
 def _per_syscall(program: Any) -> str:
-    program = need_program(program, "syscalls")
     number = syscall_number("sched_get_priority_max")  # a call almost nothing else makes
     times = random.randint(1500, 2500)
+    calls = _python_loop("os.sched_get_priority_max(os.SCHED_OTHER)", times)
 
     def measure() -> str:
-        before = _counts(_table(program, "counts"))
-        run_python(_python_loop("os.sched_get_priority_max(os.SCHED_OTHER)", times))
-        after = _counts(_table(program, "counts"))
-        if not after:
-            raise NotDone("the map counts is empty: count the syscall number on sys_enter")
-        grown = _grown(before, after).get(number, 0)
-        if grown < times:
-            raise Wrong(f"a process called sched_get_priority_max (syscall {number} here) "
+        grown = _growth(program, "counts", lambda: run_python(calls),
+                        empty="the map counts is empty: count the syscall number on sys_enter"
+                        ).get(number, 0)
+        _expect_between(grown, times, 20,
+                        f"a process called sched_get_priority_max (syscall {number} here) "
                         f"{times} times but its row grew by {grown}: is the key the syscall "
-                        "number, ctx->args[1]?")
-        if grown > times + 20:
-            raise _too_many(grown, times)(f"sched_get_priority_max ran {times} times but its row grew by "
-                          f"{grown}: count each call once")
+                        "number, ctx->args[1]?",
+                        f"sched_get_priority_max ran {times} times but its row grew by {grown}: "
+                        "count each call once")
         return f"syscall {number} (sched_get_priority_max) grew by {grown}"
     return _again(measure)
 
@@ -316,7 +334,6 @@ def _per_syscall(program: Any) -> str:
                  "counts.increment(slot) does it."),
                  "Root is *uid* 0, whatever the group; the uid is the lower 32 bits."))
 def _array(program: Any) -> str:
-    program = need_program(program, "by_root")
     uid, _ = other_user()
     as_root, as_other = random.randint(9, 12), random.randint(2, 5)
 
@@ -335,10 +352,11 @@ def _array(program: Any) -> str:
         roots, others = slot.get(0, 0) - old.get(0, 0), slot.get(1, 0) - old.get(1, 0)
         seen = f"root ran {as_root} commands, uid {uid} (group 0) ran {as_other}; slot 0 grew " \
                f"by {roots}, slot 1 by {others}"
-        if others < as_other or roots < as_root:
-            raise Wrong(f"{seen}: slot 0 is for uid 0, slot 1 for every other uid")
-        if others > as_other + 3:
-            raise _too_many(others, as_other)(f"{seen}: only commands of users other than root go to slot 1")
+        wrong_slots = f"{seen}: slot 0 is for uid 0, slot 1 for every other uid"
+        if roots < as_root:
+            raise Wrong(wrong_slots)
+        _expect_between(others, as_other, 3, wrong_slots,
+                        f"{seen}: only commands of users other than root go to slot 1")
         return seen
     return _again(measure)
 
@@ -360,7 +378,6 @@ def _histogram_table(program: Any, map_name: str) -> pd.DataFrame:
                  ("The size a read asks for is one of the tracepoint's arguments (see its "
                  "format file).")))
 def _histogram(program: Any) -> str:
-    program = need_program(program, "sizes")
     # reads of 2 to 4 MiB: a bucket that the rest of the machine hardly ever uses
     size, blocks = random.randint(2**21 + 1, 2**22 - 1), random.randint(100, 200)
 
@@ -380,12 +397,11 @@ def _histogram(program: Any) -> str:
             raise Wrong("dist should be a BPF_HISTOGRAM (columns low, high, count), columns "
                         f"are {list(after.columns)}")
         grown = bucket(after) - bucket(before)
-        if grown < blocks:
-            raise Wrong(f"dd read {blocks} blocks of {size} bytes but the bucket holding {size} "
-                        f"grew by {grown}: the bucket is bpf_log2l() of the requested size")
-        if grown > blocks + 30:
-            raise _too_many(grown, blocks)(f"dd read {blocks} blocks of {size} bytes but that bucket grew by "
-                          f"{grown}: count each read once")
+        _expect_between(grown, blocks, 30,
+                        f"dd read {blocks} blocks of {size} bytes but the bucket holding {size} "
+                        f"grew by {grown}: the bucket is bpf_log2l() of the requested size",
+                        f"dd read {blocks} blocks of {size} bytes but that bucket grew by "
+                        f"{grown}: count each read once")
         return f"the bucket holding {size} grew by {grown}"
     return _again(measure)
 
@@ -400,12 +416,10 @@ def _getppid_child(times: int) -> int:
           hints=("The verifier's 'map_value_or_null' means: this pointer may be NULL here.",
                  "Only touch *count inside an if (count) { ... }."))
 def _null_check(program: Any) -> str:
-    program = need_program(program, "per_pid")
     times = random.randint(300, 900)
     pid = _getppid_child(times)
-    counts = _counts(_table(program, "counts"))
-    if not counts:
-        raise NotDone("the map counts is empty after a process called getppid")
+    counts = _map_counts(program, "counts",
+                         empty="the map counts is empty after a process called getppid")
     if counts.get(pid, 0) != times:
         raise Wrong(f"process {pid} called getppid {times} times but its count is "
                     f"{counts.get(pid, 0)}: add one to the count of the process on every call")
@@ -418,26 +432,19 @@ def _null_check(program: Any) -> str:
                  ("Return early when the length is too small; then the index has a range the "
                  "verifier can prove is inside the buffer.")))
 def _last_char(program: Any) -> str:
-    program = need_program(program, "last_char")
     letter, times = random.choice("QJXZ"), random.randint(3, 7)
 
     def measure() -> str:
         with private_dir() as folder:
             paths = [str(folder / f"{marker('f')}{letter}") for _ in range(times)]
-            before = _counts(_table(program, "counts"))
-            run_python(_OPEN_EACH, *paths)
-            after = _counts(_table(program, "counts"))
-        if not after:
-            raise NotDone("the map counts is empty after files were opened")
-        grown = _grown(before, after)
+            grown = _growth(program, "counts", lambda: run_python(_OPEN_EACH, *paths),
+                            empty="the map counts is empty after files were opened")
         got = grown.get(ord(letter), 0)
-        if got < times:
-            raise Wrong(f"{times} file names ending in {letter!r} were opened but the count of "
+        _expect_between(got, times, 2,
+                        f"{times} file names ending in {letter!r} were opened but the count of "
                         f"{letter!r} ({ord(letter)}) grew by {got} (keys that grew: "
-                        f"{sorted(grown)[:10]}): the last character is just before the NUL")
-        if got > times + 2:
-            raise _too_many(got, times)(f"{times} names ending in {letter!r} were opened, its count grew by "
-                          f"{got}")
+                        f"{sorted(grown)[:10]}): the last character is just before the NUL",
+                        f"{times} names ending in {letter!r} were opened, its count grew by {got}")
         return f"{times} names ending in {letter!r} counted"
     return _again(measure)
 
@@ -460,16 +467,14 @@ worker.join()
                  "cannot be dereferenced with ->."),
                  "BPF_CORE_READ(task, a, b) follows task->a->b with checked reads."))
 def _parent(program: Any) -> str:
-    program = need_program(program, "parents")
     with private_dir() as folder:
         child_file, spawner_file = folder / "child", folder / "spawner"
         parent = run_python(_SPAWN_FROM_THREAD, str(child_file), str(spawner_file))
         if not child_file.exists() or not spawner_file.exists():
             raise Wrong("the check's own trigger did not run; run it again")
         child, spawner = int(child_file.read_text()), int(spawner_file.read_text())
-    table = _counts(_table(program, "parent"))
-    if not table:
-        raise NotDone("the map parent is empty after a process called getppid")
+    table = _map_counts(program, "parent",
+                        empty="the map parent is empty after a process called getppid")
     if child not in table:
         raise Wrong(f"process {child} called getppid but has no row: the key is its pid")
     got = table[child]
@@ -484,27 +489,22 @@ def _parent(program: Any) -> str:
                  "no NUL byte comes before the end of the buffer?"),
                  "Give the loop a constant upper bound: the size of the buffer."))
 def _slashes(program: Any) -> str:
-    program = need_program(program, "depth")
     levels, times = random.randint(8, 11), random.randint(3, 6)
 
     def measure() -> str:
         with private_dir() as folder:
             base = str(folder)
             path = base + "/a" * (levels - base.count("/"))
-            before = _counts(_table(program, "depth"))
-            run(shlex.join(["cat", *[path] * times]) + " 2>/dev/null; true")  # cat opens few
-            after = _counts(_table(program, "depth"))
-        if not after:
-            raise NotDone("the map depth is empty after files were opened")
-        grown = _grown(before, after)
+            cat = shlex.join(["cat", *[path] * times]) + " 2>/dev/null; true"  # cat opens few
+            grown = _growth(program, "depth", lambda: run(cat),
+                            empty="the map depth is empty after files were opened")
         got = grown.get(levels, 0)
-        if got < times:
-            raise Wrong(f"{path} ({levels} slashes, {len(path)} characters) was opened {times} "
+        _expect_between(got, times, 2,
+                        f"{path} ({levels} slashes, {len(path)} characters) was opened {times} "
                         f"times but the count of {levels} grew by {got} (keys that grew: "
-                        f"{sorted(grown)[:10]}): count every '/' up to the end of the name")
-        if got > times + 2:
-            raise _too_many(got, times)(f"a name with {levels} slashes was opened {times} times, the count "
-                          f"grew by {got}")
+                        f"{sorted(grown)[:10]}): count every '/' up to the end of the name",
+                        f"a name with {levels} slashes was opened {times} times, the count "
+                        f"grew by {got}")
         return f"{times} opens of a name with {levels} slashes counted"
     return _again(measure)
 
@@ -525,7 +525,6 @@ def _cat_pid(paths: list[str], out: dict[str, int]) -> Callable[[], None]:
                  ("The file name lives in user memory: copy it into the struct's char array with "
                  "the user-string helper.")))
 def _openat_events(program: Any) -> str:
-    program = need_program(program, "opens")
     started: dict[str, int] = {}
     with private_dir() as folder:
         path = str(folder / marker("open"))
@@ -560,7 +559,6 @@ def _bursts(calls: int, burst: int) -> str:
                  ("An event that was reserved must be submitted (or discarded); a drop is counted "
                  "only when the reservation failed.")))
 def _drops(program: Any) -> str:
-    program = need_program(program, "tiny")
     calls, burst = 20000, 100  # bursts of 100 overflow the ring, pauses let the reader empty it
 
     def measure() -> str:
@@ -570,7 +568,7 @@ def _drops(program: Any) -> str:
             started["pid"] = _getppid_child_pid(_bursts(calls, burst))
         events = program.events("events", seconds=3, trigger=trigger)
         pid = started.get("pid", -1)
-        dropped = _counts(_table(program, "dropped")).get(pid, 0)
+        dropped = _map_counts(program, "dropped").get(pid, 0)
         ours = int((events.pid == pid).sum()) if "pid" in events else 0
         if ours == 0 and dropped == 0:
             raise NotDone(f"process {pid} called getppid {calls} times: no event and no drop "
@@ -614,7 +612,6 @@ def _events(program: Any, map_name: str, trigger: Callable[[], None]) -> pd.Data
                  "a size and flags."),
                  "Submit the very same struct to both, once each."))
 def _compare(program: Any) -> str:
-    program = need_program(program, "both")
     cpus = sorted({0, (os.cpu_count() or 1) - 1})
     calls = 200
 
@@ -667,7 +664,6 @@ def _listing_text(program: Any) -> str:
           hints=("`static __always_inline` asks clang to paste the function into its caller.",
                  "The opposite attribute keeps the function a separate subprogram."))
 def _subprogram(program: Any) -> str:
-    program = need_program(program, "calls")
     if "call pc" not in _listing_text(program):
         raise Wrong("no `call pc+N` in the translated instructions: the function was inlined; "
                     "declare it so that clang keeps it a separate function")
@@ -677,9 +673,9 @@ def _subprogram(program: Any) -> str:
     times = 100_000
 
     def grown_by(call: str) -> dict[int, int]:
-        before = _counts(_table(program, "classes"))
+        before = _map_counts(program, "classes")
         run_python(_python_loop(call, times))
-        after = _counts(_table(program, "classes"))
+        after = _map_counts(program, "classes")
         return {c: after.get(c, 0) - before.get(c, 0) for c in (0, 1)}
 
     def measure() -> str:
@@ -722,12 +718,11 @@ def _tail_call_setup(program: Any) -> None:
                   "with the same context."),
                  "Count as in lab 2: the key is the process id, the upper 32 bits."))
 def _getppid_handler(program: Any) -> str:
-    program = need_program(program, "dispatch")
     number = syscall_number("getppid")
     _tail_call_setup(program)
     times = random.randint(3, 9)
     pid = _getppid_child(times)
-    got = _counts(_table(program, "getppid_calls")).get(pid, 0)
+    got = _map_counts(program, "getppid_calls").get(pid, 0)
     if got != times:
         raise Wrong(f"slot {number} holds hello_getppid; process {pid} called getppid {times} "
                     f"times and its count in getppid_calls is {got}: count each call under the "
@@ -750,13 +745,11 @@ for _ in range(int(sys.argv[2])):
                   "ctx->args as the raw tracepoint."),
                  "Never write an architecture's syscall number in the code: read it."))
 def _timer_handler(program: Any) -> str:
-    program = need_program(program, "dispatch")
     _tail_call_setup(program)
     numbers = {name: syscall_number(name) for name in ("nanosleep", "clock_nanosleep")}
     times = random.randint(3, 6)
-    before = _counts(_table(program, "timer_calls"))
-    run_python(_SLEEP_BOTH_WAYS, str(numbers["nanosleep"]), str(times))
-    grown = _grown(before, _counts(_table(program, "timer_calls")))
+    grown = _growth(program, "timer_calls",
+                    lambda: run_python(_SLEEP_BOTH_WAYS, str(numbers["nanosleep"]), str(times)))
     for name, number in numbers.items():
         if grown.get(number, 0) < times:
             raise Wrong(f"a process called {name} (syscall {number} here) {times} times but "
@@ -780,12 +773,10 @@ worker.join()
           hints=("The executable is a file of the task's memory map (mm).",
                  "BPF_CORE_READ takes the pointer and then each field name of the chain."))
 def _exe_inode(program: Any) -> str:
-    program = need_program(program, "inodes")
     pid = run_python(_GETPPID_FROM_THREAD)  # getppid from a thread that is not the main one
-    table = _counts(_table(program, "inode_by_pid"))
-    if not table:
-        raise NotDone("inode_by_pid is empty: store the executable's inode under the pid in "
-                      "the getppid tracepoint")
+    table = _map_counts(program, "inode_by_pid",
+                        empty="inode_by_pid is empty: store the executable's inode under the pid "
+                              "in the getppid tracepoint")
     if pid not in table:
         raise Wrong(f"process {pid} called getppid (from a second thread) but has no row: is "
                     "the key the process id, the upper 32 bits of bpf_get_current_pid_tgid()?")
@@ -825,9 +816,8 @@ def _config_hz() -> int:
                   "task_struct___old { long state; }: cast the task to the one "
                   "bpf_core_field_exists says exists, read it with BPF_CORE_READ.")))
 def _kernel_facts(program: Any) -> str:
-    program = need_program(program, "kernel_facts")
     os.getppid()
-    facts = _counts(_table(program, "facts"))
+    facts = _map_counts(program, "facts")
     if not any(facts.values()):
         raise NotDone("every slot of facts is 0 after a getppid call: fill them in "
                       "record_facts")
@@ -849,7 +839,6 @@ def _kernel_facts(program: Any) -> str:
           hints=("The global is an ordinary variable for the program's C: compare with it.",
                  "The uid is the lower 32 bits of bpf_get_current_uid_gid()."))
 def _one_user(program: Any) -> str:
-    program = need_program(program, "one_user")
     from ..core import CoreProgram
     uid, gid = other_user()
     other, _ = other_user()
@@ -860,15 +849,15 @@ def _one_user(program: Any) -> str:
         raise Wrong(f"your program could not be loaded with wanted_uid={uid}: {err}") from err
     try:
         def measure() -> str:
-            before = _counts(_table(copy, "execs")).get(0, 0)
-            run("; ".join([as_user("/bin/true", uid, gid)] * mine
-                          + [as_user("/bin/true", other, uid)] * theirs + ["/bin/true"]))
-            got = _counts(_table(copy, "execs")).get(0, 0) - before
+            commands = ([as_user("/bin/true", uid, gid)] * mine
+                        + [as_user("/bin/true", other, uid)] * theirs + ["/bin/true"])
+            before = _map_counts(copy, "execs").get(0, 0)
+            run("; ".join(commands))
+            got = _map_counts(copy, "execs").get(0, 0) - before
             seen = (f"with wanted_uid={uid}: {mine} commands ran as uid {uid} (gid {gid}), "
                     f"{theirs} as uid {other} (gid {uid}) and some as root; slot 0 grew by {got}")
-            if got != mine:
-                raise (_too_many(got, mine) if got > mine else Wrong)(
-                    f"{seen}: count exactly the commands whose *uid* is wanted_uid")
+            _expect_exactly(got, mine, f"{seen}: count exactly the commands whose *uid* is "
+                                       "wanted_uid")
             return seen
         return _again(measure)
     finally:
@@ -881,25 +870,20 @@ def _one_user(program: Any) -> str:
           hints=("The hook is exercise 3's; the key is exercise 1's.",
                  "BCC's increment adds one to the key's count, creating it at 0."))
 def _uid_syscalls(program: Any) -> str:
-    program = need_program(program, "per_user")
     uid, gid = other_user()
     size = random.randint(2000, 4000)  # dd bs=1: one read and one write per byte
+    dd = f"dd if=/dev/zero of=/dev/null bs=1 count={size} status=none"
 
     def measure() -> str:
-        before = _counts(_table(program, "counter_table"))
-        run(as_user(f"dd if=/dev/zero of=/dev/null bs=1 count={size} status=none", uid, gid))
-        after = _counts(_table(program, "counter_table"))
-        if not after:
-            raise NotDone("counter_table is empty: count every sys_enter under the uid")
-        grown = _grown(before, after)
+        grown = _growth(program, "counter_table", lambda: run(as_user(dd, uid, gid)),
+                        empty="counter_table is empty: count every sys_enter under the uid")
         got = grown.get(uid, 0)
         seen = (f"uid {uid} (gid {gid}) ran dd, which made {2 * size} reads and writes plus its "
                 f"start-up; uid {uid}'s row grew by {got}")
-        if got < 2 * size:
-            also = f" (gid {gid} has a row)" if gid in grown else ""
-            raise Wrong(f"{seen}{also}: count every syscall under the uid, the lower 32 bits")
-        if got > 2 * size + 500:
-            raise _too_many(got, 2 * size)(f"{seen}: count each syscall once")
+        also = f" (gid {gid} has a row)" if gid in grown else ""
+        _expect_between(got, 2 * size, 500,
+                        f"{seen}{also}: count every syscall under the uid, the lower 32 bits",
+                        f"{seen}: count each syscall once")
         return seen
     return _again(measure)
 
@@ -921,7 +905,6 @@ def _exec_from(pids: list[int]) -> Callable[[], None]:
                  ("Copy the right message with bpf_probe_read_kernel(&data.message, size, "
                  "source), the size of the source string.")))
 def _odd_even(program: Any) -> str:
-    program = need_program(program, "hello_buffer")
     pids: list[int] = []
     events = program.events("output", seconds=SHORT_READ, trigger=_exec_from(pids))
     if len(events) == 0:

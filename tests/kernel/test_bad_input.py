@@ -1,11 +1,8 @@
 """Every mistake ends the cell with one short message of the kit's own: what, where, what to do."""
 from __future__ import annotations
 
-import io
-from contextlib import redirect_stdout
-
 import pytest
-from kit_helpers import run, run_error
+from kit_helpers import run, shown
 
 from ebpf_nb.errors import (
     AttachError,
@@ -16,14 +13,6 @@ from ebpf_nb.errors import (
 )
 
 TP = "TRACEPOINT_PROBE(syscalls, sys_enter_execve) { return 0; }"
-
-
-def shown(shell, code: str) -> tuple[BaseException, str]:
-    """The error a cell ends with and the text the student sees."""
-    out = io.StringIO()
-    with redirect_stdout(out):
-        err = run_error(shell, code)
-    return err, out.getvalue()
 
 
 def test_compile_error_names_cell_line_and_column_without_traceback(shell):

@@ -3,16 +3,9 @@ from __future__ import annotations
 
 import subprocess
 
-from ebpf_nb.bcc_program import BpfProgram
+from histogram_sources import LINEAR_WITH_COMMENT
 
-LINEAR_WITH_COMMENT = """
-// not a log2 histogram: one bucket per CPU
-BPF_HISTOGRAM(per_cpu, int, 64);
-TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {
-    per_cpu.increment(bpf_get_smp_processor_id());   /* bpf_log2l would lose the CPU */
-    return 0;
-}
-"""
+from ebpf_nb.bcc_program import BpfProgram
 
 
 def test_a_linear_histogram_next_to_a_log2_comment_reads_as_linear():

@@ -27,6 +27,23 @@ HEADER = """#include "vmlinux.h"
 LICENSE = 'char LICENSE[] SEC("license") = "GPL";\n'
 
 
+PARENT = HEADER + "\nconst volatile int parent = 0;\n"
+
+
+def child_printk(section: str, function: str, printk_args: str) -> str:
+    """C of a program in ``section`` calling ``bpf_printk(printk_args)`` when a child of the
+    process ``parent`` (a global, see PARENT) runs it."""
+    return f"""SEC("{section}")
+int {function}(void *ctx)
+{{
+    struct task_struct *task = (void *)bpf_get_current_task();
+    if (BPF_CORE_READ(task, real_parent, tgid) == parent)
+        bpf_printk({printk_args});
+    return 0;
+}}
+"""
+
+
 def run_child():
     """Exec /bin/true as a direct child of this process (its real_parent is us)."""
     subprocess.run(["/bin/true"], check=True)
@@ -50,6 +67,16 @@ def programs():
         p.detach()
 
 
+# the start of a program run when a child of the process `parent` (a global) execs
+ON_CHILD_EXEC = """SEC("tp/sched/sched_process_exec")
+int on_exec(void *ctx)
+{
+    struct task_struct *task = (void *)bpf_get_current_task();
+    int ppid = BPF_CORE_READ(task, real_parent, tgid);
+    if (ppid != parent)
+        return 0;
+"""
+
 SUBPROG = HEADER + """
 const volatile int parent = 0;
 
@@ -58,14 +85,7 @@ static __attribute__((noinline)) int twice(int x)
     return x * 2 + 1;
 }
 
-SEC("tp/sched/sched_process_exec")
-int on_exec(void *ctx)
-{
-    struct task_struct *task = (void *)bpf_get_current_task();
-    int ppid = BPF_CORE_READ(task, real_parent, tgid);
-    if (ppid != parent)
-        return 0;
-    bpf_printk("MARKER twice=%d", twice(ppid - parent + 20));
+""" + ON_CHILD_EXEC + """    bpf_printk("MARKER twice=%d", twice(ppid - parent + 20));
     return 0;
 }
 """ + LICENSE
@@ -92,14 +112,7 @@ const volatile u32 magic = 1;
 
 struct task_struct___old { int no_such_field_here; } __attribute__((preserve_access_index));
 
-SEC("tp/sched/sched_process_exec")
-int on_exec(void *ctx)
-{
-    struct task_struct *task = (void *)bpf_get_current_task();
-    int ppid = BPF_CORE_READ(task, real_parent, tgid);
-    if (ppid != parent)
-        return 0;
-    struct task_struct___old *old = (void *)task;
+""" + ON_CHILD_EXEC + """    struct task_struct___old *old = (void *)task;
     int has_pid = bpf_core_field_exists(task->pid);
     int has_bogus = bpf_core_field_exists(old->no_such_field_here);
     bpf_printk("MARKER ppid=%d magic=%u", ppid, magic);
@@ -268,25 +281,9 @@ def test_detach_leaves_no_program_and_rerun_of_unchanged_source_skips_compile(
 
 
 def test_explicit_probes_attach_bare_sections(marker, programs):
-    src = HEADER + """
-const volatile int parent = 0;
-SEC("tp")
-int by_tracepoint(void *ctx)
-{
-    struct task_struct *task = (void *)bpf_get_current_task();
-    if (BPF_CORE_READ(task, real_parent, tgid) == parent)
-        bpf_printk("MARKER tracepoint");
-    return 0;
-}
-SEC("raw_tp")
-int by_raw_tracepoint(void *ctx)
-{
-    struct task_struct *task = (void *)bpf_get_current_task();
-    if (BPF_CORE_READ(task, real_parent, tgid) == parent)
-        bpf_printk("MARKER raw");
-    return 0;
-}
-""".replace("MARKER", marker) + LICENSE
+    src = (PARENT + child_printk("tp", "by_tracepoint", '"MARKER tracepoint"')
+           + child_printk("raw_tp", "by_raw_tracepoint", '"MARKER raw"')
+           ).replace("MARKER", marker) + LICENSE
     p = CoreProgram(src, "explicit", globals={"parent": os.getpid()},
                     probes=["tracepoint:sched:sched_process_exec=by_tracepoint",
                             "raw_tracepoint:sched_process_exec=by_raw_tracepoint"])
@@ -379,17 +376,8 @@ def test_perf_buffer_events_with_btf_columns(programs):
 
 
 def test_syscall_probe_uses_the_tracepoint_and_defines_reach_clang(marker, programs):
-    src = HEADER + """
-const volatile int parent = 0;
-SEC("tracepoint")
-int on_enter(void *ctx)
-{
-    struct task_struct *task = (void *)bpf_get_current_task();
-    if (BPF_CORE_READ(task, real_parent, tgid) == parent)
-        bpf_printk("MARKER %d", ANSWER);
-    return 0;
-}
-""".replace("MARKER", marker) + LICENSE
+    src = (PARENT + child_printk("tracepoint", "on_enter", '"MARKER %d", ANSWER')
+           ).replace("MARKER", marker) + LICENSE
     p = CoreProgram(src, "sys", probes=["syscall:execve"], defines=["ANSWER=42"],
                     globals={"parent": os.getpid()})
     programs.append(p)
@@ -397,14 +385,18 @@ int on_enter(void *ctx)
     assert f"{marker} 42" in marked(p.trace(trigger=run_child), marker)
 
 
-def test_no_attach_keeps_globals_settable_until_attach(programs):
-    src = HEADER + """
+# a global `level` copied into the array `seen` on every syscall
+LEVEL = HEADER + """
 const volatile int level = 1;
 struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, u32);
          __type(value, u32); } seen SEC(".maps");
 SEC("raw_tp/sys_enter")
 int f(void *ctx) { u32 k = 0; u32 v = level; bpf_map_update_elem(&seen, &k, &v, 0); return 0; }
 """ + LICENSE
+
+
+def test_no_attach_keeps_globals_settable_until_attach(programs):
+    src = LEVEL
     p = CoreProgram(src, "later", attach=False)
     programs.append(p)
     assert p.maps == {"seen": "array"}  # known without loading
@@ -457,13 +449,7 @@ def test_magic_core_cell_rerun_replaces_and_errors_stay_short():
 
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "ebpf_nb")
-    cell = HEADER + """
-const volatile int level = 1;
-struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, u32);
-         __type(value, u32); } seen SEC(".maps");
-SEC("raw_tp/sys_enter")
-int f(void *ctx) { u32 k = 0; u32 v = level; bpf_map_update_elem(&seen, &k, &v, 0); return 0; }
-""" + LICENSE
+    cell = LEVEL
     try:
         shell.run_cell_magic("bpf", "core_cell --core -G level=5", cell)
         first = shell.user_ns["core_cell"]

@@ -2,24 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
-
-from ebpf_nb.kernel import pages
-
-
-def _numpy_setting() -> bool:
-    previous = pages._set_madvise_hugepage(True)
-    pages._set_madvise_hugepage(previous)
-    return previous
-
-
-@pytest.fixture
-def hugepages_on():
-    if pages._set_madvise_hugepage is None:
-        pytest.skip("this numpy has no madvise switch")
-    previous = pages._set_madvise_hugepage(True)
-    yield
-    pages._set_madvise_hugepage(previous)
+from hugepage_switch import numpy_setting
 
 
 def test_an_event_read_runs_with_small_pages(hugepages_on):
@@ -38,14 +21,14 @@ def test_an_event_read_runs_with_small_pages(hugepages_on):
         during: list[bool] = []
 
         def trigger() -> None:
-            during.append(_numpy_setting())
+            during.append(numpy_setting())
             test_run(fn.fd, [5])
 
         with EventStream(layout, np.dtype([("seq", "<u8")]), label="pages") as stream:
             df = stream.read(count=5, trigger=trigger)
         assert list(df["seq"]) == [0, 1, 2, 3, 4]
         assert during == [False]
-        assert _numpy_setting() is True
+        assert numpy_setting() is True
     finally:
         b.cleanup()
 

@@ -1,28 +1,18 @@
 """Bad input found before anything is loaded: an empty cell, no privileges, a host without tracefs or headers."""
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import sys
-from contextlib import redirect_stdout
 
 import pytest
-from kit_helpers import run_error
+from kit_helpers import shown
 
 from ebpf_nb.errors import (
     EbpfNbError,
     HostError,
     UsageError,
 )
-
-
-def shown(shell, code: str) -> tuple[BaseException, str]:
-    """The error a cell ends with and the text the student sees."""
-    out = io.StringIO()
-    with redirect_stdout(out):
-        err = run_error(shell, code)
-    return err, out.getvalue()
 
 
 def test_empty_cell(shell):

@@ -2,16 +2,9 @@
 in the cell (issue 14: a comment saying log2 made a linear histogram read as log2 buckets)."""
 from __future__ import annotations
 
-from ebpf_nb import bcc_program
+from histogram_sources import LINEAR_WITH_COMMENT
 
-LINEAR_WITH_COMMENT = """
-// not a log2 histogram: one bucket per CPU
-BPF_HISTOGRAM(per_cpu, int, 64);
-TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {
-    per_cpu.increment(bpf_get_smp_processor_id());   /* bpf_log2l would lose the CPU */
-    return 0;
-}
-"""
+from ebpf_nb import bcc_program
 
 
 def test_a_comment_saying_log2_does_not_make_a_histogram_log2():

@@ -5,6 +5,7 @@ import threading
 
 import numpy as np
 import pytest
+from hugepage_switch import numpy_setting
 
 from ebpf_nb.kernel import pages
 
@@ -27,21 +28,6 @@ def _vm_flags(arr: np.ndarray) -> list[str]:
     raise AssertionError("no mapping holds the array")
 
 
-def _numpy_setting() -> bool:
-    previous = pages._set_madvise_hugepage(True)
-    pages._set_madvise_hugepage(previous)
-    return previous
-
-
-@pytest.fixture
-def hugepages_on():
-    if pages._set_madvise_hugepage is None:
-        pytest.skip("this numpy has no madvise switch")
-    previous = pages._set_madvise_hugepage(True)
-    yield
-    pages._set_madvise_hugepage(previous)
-
-
 def test_big_arrays_inside_get_no_hugepage_advice(hugepages_on):
     outside = np.ones(BIG, dtype=np.uint8)
     if "hg" not in _vm_flags(outside):
@@ -52,14 +38,14 @@ def test_big_arrays_inside_get_no_hugepage_advice(hugepages_on):
         assert "hg" not in _vm_flags(inside)
     after = np.ones(BIG, dtype=np.uint8)
     assert "hg" in _vm_flags(after)
-    assert _numpy_setting() is True
+    assert numpy_setting() is True
 
 
 def test_the_setting_before_is_restored_even_when_it_was_off(hugepages_on):
     pages._set_madvise_hugepage(False)
     with pages.small_pages():
         pass
-    assert _numpy_setting() is False
+    assert numpy_setting() is False
 
 
 def test_overlapping_blocks_of_two_threads_restore_the_setting(hugepages_on):
@@ -76,11 +62,11 @@ def test_overlapping_blocks_of_two_threads_restore_the_setting(hugepages_on):
     with pages.small_pages():  # enters while the other thread's block is open...
         leave.set()
         thread.join(5)  # ...which ends first: the setting must stay off until ours ends
-        assert _numpy_setting() is False
-    assert _numpy_setting() is True
+        assert numpy_setting() is False
+    assert numpy_setting() is True
 
 
 def test_an_exception_inside_restores_the_setting(hugepages_on):
     with pytest.raises(RuntimeError), pages.small_pages():
         raise RuntimeError("boom")
-    assert _numpy_setting() is True
+    assert numpy_setting() is True
