@@ -1,5 +1,9 @@
 """Bounded reads: every read stops after ``seconds`` or ``count``, runs an optional ``trigger``
-once reading has started, and keeps what it read when the student presses Ctrl-C (interrupt)."""
+once reading has started, and keeps what it read when the student presses Ctrl-C (interrupt).
+
+Every read also keeps at most :data:`MAX_ROWS` rows and :data:`MAX_BYTES` bytes of records (a
+busy buffer brings millions of rows a second): at the cap it stops, marks the frame
+``attrs["truncated"]`` and says so once (``max_rows=``/``max_bytes=`` change the cap per call)."""
 from __future__ import annotations
 
 import os
@@ -23,6 +27,43 @@ TRIGGER_TIMEOUT = 60.0       # trigger given alone: the longest it may run
 DRAIN_SECONDS = 0.25         # after a trigger ends, keep reading this long for late events
 DRAIN_QUIET = 0.02           # ... or, for readers that see each record at once, until quiet
 KILL_GRACE = 0.5             # a trigger still running when the read ends: SIGTERM, then SIGKILL
+MAX_ROWS = 5_000_000         # a read keeps at most this many rows (events, trace lines) ...
+MAX_BYTES = 512 << 20        # ... and this many bytes of records; max_rows=/max_bytes= per call
+
+
+@dataclass(frozen=True)
+class ReadCap:
+    """The most one read keeps: ``rows`` rows and ``nbytes`` bytes of records."""
+
+    rows: int = MAX_ROWS
+    nbytes: int = MAX_BYTES
+
+    def rows_for(self, record_size: int) -> int:
+        """How many records of ``record_size`` bytes fit under both limits."""
+        return min(self.rows, self.nbytes // max(record_size, 1))
+
+    def which(self, rows: int, record_size: int) -> str:
+        """The limit a read that stopped at ``rows`` rows hit, as the keyword that sets it."""
+        if rows >= self.rows:
+            return f"max_rows={self.rows:,}"
+        return f"max_bytes={self.nbytes:,} ({record_size} bytes a row)"
+
+
+def read_cap(max_rows: int | None = None, max_bytes: int | None = None) -> ReadCap:
+    """A :class:`ReadCap` from a call's keywords (None: the default); :class:`UsageError` for
+    anything but a positive whole number."""
+    for name, value in (("max_rows", max_rows), ("max_bytes", max_bytes)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                  or value <= 0):
+            raise UsageError(f"{name} must be a positive whole number, not {value!r}")
+    return ReadCap(MAX_ROWS if max_rows is None else max_rows,
+                   MAX_BYTES if max_bytes is None else max_bytes)
+
+
+def truncation_notice(label: str, rows: int, limit: str) -> str:
+    """The one line a student sees when a read stopped at its cap."""
+    return (f"{label}: the read stopped at {rows:,} rows ({limit}); for more pass a bigger "
+            "max_rows=/max_bytes=, or read less: fewer seconds, or count=N")
 
 
 @dataclass
@@ -31,7 +72,8 @@ class ReadOutcome:
 
     elapsed: float = 0.0
     interrupted: bool = False
-    stopped_by: str = "seconds"          # "seconds", "count", "trigger", "interrupt", "timeout"
+    stopped_by: str = "seconds"  # "seconds", "count", "trigger", "interrupt", "timeout", "cap"
+    truncated: bool = False      # stopped at the read's cap (max_rows/max_bytes)
     trigger_returncode: int | None = None
     trigger_output: str = ""
     trigger_error: BaseException | None = field(default=None, repr=False)
@@ -125,9 +167,12 @@ def validate_bounds(seconds: float | None, count: int | None) -> None:
 def bounded_read(poll: Callable[[float], int], *, seconds: float | None = None,
                  count: int | None = None, trigger: Trigger = None,
                  progress: Callable[[int], None] | None = None,
-                 drain_quiet: float | None = None) -> ReadOutcome:
+                 drain_quiet: float | None = None,
+                 full: Callable[[], bool] | None = None) -> ReadOutcome:
     """Call ``poll(timeout)`` (which consumes what is ready and returns how many items it got)
     until the bounds are met. The trigger starts after the first poll has armed the reader.
+    ``full()`` true (the reader has kept as much as its cap allows) ends the read at once:
+    ``stopped_by="cap"``, ``truncated=True`` (``count`` reached first is not a truncation).
 
     After a trigger ends (no ``seconds``) reading goes on for :data:`DRAIN_SECONDS`, or, with
     ``drain_quiet``, only until nothing has arrived for that long: for readers whose ``poll``
@@ -154,6 +199,10 @@ def bounded_read(poll: Callable[[float], int], *, seconds: float | None = None,
             now = time.monotonic()
             if count is not None and total >= count:
                 outcome.stopped_by = "count"
+                break
+            if full is not None and full():
+                outcome.stopped_by = "cap"
+                outcome.truncated = True
                 break
             if now >= deadline:
                 outcome.stopped_by = "seconds" if seconds is not None else "timeout"
@@ -190,6 +239,7 @@ def bounded_read(poll: Callable[[float], int], *, seconds: float | None = None,
 def finish_frame(df: pd.DataFrame, outcome: ReadOutcome) -> pd.DataFrame:
     """Attach how the read ended to ``df.attrs``; re-raise a trigger function's exception."""
     df.attrs.update(interrupted=outcome.interrupted, stopped_by=outcome.stopped_by,
+                    truncated=outcome.truncated,
                     elapsed=round(outcome.elapsed, 3),
                     trigger_returncode=outcome.trigger_returncode,
                     trigger_output=outcome.trigger_output)
