@@ -7,6 +7,7 @@ busy buffer brings millions of rows a second): at the cap it stops, marks the fr
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import threading
@@ -27,6 +28,8 @@ TRIGGER_TIMEOUT = 60.0       # trigger given alone: the longest it may run
 DRAIN_SECONDS = 0.25         # after a trigger ends, keep reading this long for late events
 DRAIN_QUIET = 0.02           # ... or, for readers that see each record at once, until quiet
 KILL_GRACE = 0.5             # a trigger still running when the read ends: SIGTERM, then SIGKILL
+TRIGGER_OUTPUT_HEAD = 16 << 10   # a shell trigger's output kept: its first 16 KiB ...
+TRIGGER_OUTPUT_TAIL = 48 << 10   # ... and its last 48 KiB; the rest is read and not stored
 MAX_ROWS = 5_000_000         # a read keeps at most this many rows (events, trace lines) ...
 MAX_BYTES = 512 << 20        # ... and this many bytes of records; max_rows=/max_bytes= per call
 
@@ -76,7 +79,43 @@ class ReadOutcome:
     truncated: bool = False      # stopped at the read's cap (max_rows/max_bytes)
     trigger_returncode: int | None = None
     trigger_output: str = ""
+    trigger_output_cut: int = 0          # bytes of it read and not kept (see OutputKeeper)
     trigger_error: BaseException | None = field(default=None, repr=False)
+
+
+class OutputKeeper:
+    """Keeps the first ``head`` and last ``tail`` bytes of a stream fed in chunks, and counts
+    the rest (which is dropped): a trigger may print gigabytes (``yes | head -c 10G``)."""
+
+    def __init__(self, head: int = TRIGGER_OUTPUT_HEAD, tail: int = TRIGGER_OUTPUT_TAIL):
+        self.head_limit, self.tail_limit = head, tail
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.total = 0
+
+    def add(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        room = self.head_limit - len(self.head)
+        if room > 0:
+            self.head += chunk[:room]
+            chunk = chunk[room:]
+        self.tail += chunk[-self.tail_limit:] if self.tail_limit else b""
+        if len(self.tail) > self.tail_limit:
+            del self.tail[:len(self.tail) - self.tail_limit]
+
+    @property
+    def cut(self) -> int:
+        """Bytes read and not kept."""
+        return self.total - len(self.head) - len(self.tail)
+
+    def text(self) -> str:
+        """What was kept, decoded; a cut is marked where it was made."""
+        head = self.head.decode("utf-8", "replace")
+        tail = self.tail.decode("utf-8", "replace")
+        if not self.cut:
+            return head + tail
+        return (f"{head}\n[... {self.cut:,} bytes of the trigger's output not kept: the first "
+                f"{len(self.head):,} and last {len(self.tail):,} are ...]\n{tail}")
 
 
 class _TriggerRunner:
@@ -84,9 +123,10 @@ class _TriggerRunner:
 
     def __init__(self, trigger: Trigger):
         self.trigger = trigger
-        self.proc: subprocess.Popen[str] | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.returncode: int | None = None
-        self.output = ""
+        self.kept = OutputKeeper()
+        self.stopping = threading.Event()
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="ebpf_nb-trigger", daemon=True)
 
@@ -96,15 +136,38 @@ class _TriggerRunner:
     def _run(self) -> None:
         try:
             if isinstance(self.trigger, str):
-                self.proc = subprocess.Popen(self.trigger, shell=True, text=True,
+                self.proc = subprocess.Popen(self.trigger, shell=True,
                                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                              stdin=subprocess.DEVNULL, start_new_session=True)
-                self.output, _ = self.proc.communicate()
-                self.returncode = self.proc.returncode
+                self._collect(self.proc)
+                self.returncode = self.proc.wait()
             else:
                 self.trigger()  # type: ignore[misc]
         except BaseException as err:  # noqa: BLE001 - reported to the user after the read
             self.error = err
+
+    def _collect(self, proc: subprocess.Popen[bytes]) -> None:
+        """Read the trigger's output until it ends, keeping a bounded part (:class:`OutputKeeper`);
+        stop waiting for it once the read is stopping and the shell has ended (a child that left
+        the process group may hold the pipe open)."""
+        assert proc.stdout is not None
+        fd = proc.stdout.fileno()
+        try:
+            while True:
+                ready, _, _ = select.select([fd], [], [], 0.1)
+                if ready:
+                    chunk = os.read(fd, 1 << 16)
+                    if not chunk:
+                        break
+                    self.kept.add(chunk)
+                elif self.stopping.is_set() and proc.poll() is not None:
+                    break
+        finally:
+            proc.stdout.close()
+
+    @property
+    def output(self) -> str:
+        return self.kept.text()
 
     @property
     def done(self) -> bool:
@@ -113,6 +176,7 @@ class _TriggerRunner:
     def stop(self) -> None:
         """End whatever is left of a shell trigger: its whole process group (its children too)
         gets SIGTERM, then, after :data:`KILL_GRACE` seconds, SIGKILL."""
+        self.stopping.set()
         if self.proc is not None:
             end_process_group(self.proc.pid, KILL_GRACE)
         self.thread.join(timeout=5)
@@ -231,6 +295,7 @@ def bounded_read(poll: Callable[[float], int], *, seconds: float | None = None,
             runner.stop()
             outcome.trigger_returncode = runner.returncode
             outcome.trigger_output = runner.output
+            outcome.trigger_output_cut = runner.kept.cut
             outcome.trigger_error = runner.error
         outcome.elapsed = time.monotonic() - start
     return outcome
@@ -242,7 +307,8 @@ def finish_frame(df: pd.DataFrame, outcome: ReadOutcome) -> pd.DataFrame:
                     truncated=outcome.truncated,
                     elapsed=round(outcome.elapsed, 3),
                     trigger_returncode=outcome.trigger_returncode,
-                    trigger_output=outcome.trigger_output)
+                    trigger_output=outcome.trigger_output,
+                    trigger_output_cut=outcome.trigger_output_cut)
     if outcome.trigger_error is not None and not isinstance(outcome.trigger_error, KeyboardInterrupt):
         raise outcome.trigger_error
     return df
