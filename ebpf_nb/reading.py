@@ -6,10 +6,12 @@ busy buffer brings millions of rows a second): at the cap it stops, marks the fr
 ``attrs["truncated"]`` and says so once (``max_rows=``/``max_bytes=`` change the cap per call)."""
 from __future__ import annotations
 
+import ctypes
 import os
 import select
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +20,7 @@ from typing import Union
 
 import pandas as pd
 
-from .errors import UsageError
+from .errors import TriggerStopped, UsageError
 
 Trigger = Union[str, Callable[[], object], None]  # noqa: UP007 - a runtime alias
 
@@ -28,6 +30,7 @@ TRIGGER_TIMEOUT = 60.0       # trigger given alone: the longest it may run
 DRAIN_SECONDS = 0.25         # after a trigger ends, keep reading this long for late events
 DRAIN_QUIET = 0.02           # ... or, for readers that see each record at once, until quiet
 KILL_GRACE = 0.5             # a trigger still running when the read ends: SIGTERM, then SIGKILL
+TRIGGER_STOP_WAIT = 0.5      # a trigger function still running: how long it may take to stop
 TRIGGER_OUTPUT_HEAD = 16 << 10   # a shell trigger's output kept: its first 16 KiB ...
 TRIGGER_OUTPUT_TAIL = 48 << 10   # ... and its last 48 KiB; the rest is read and not stored
 MAX_ROWS = 5_000_000         # a read keeps at most this many rows (events, trace lines) ...
@@ -80,6 +83,7 @@ class ReadOutcome:
     trigger_returncode: int | None = None
     trigger_output: str = ""
     trigger_output_cut: int = 0          # bytes of it read and not kept (see OutputKeeper)
+    trigger_running: bool = False        # a trigger function that could not be stopped
     trigger_error: BaseException | None = field(default=None, repr=False)
 
 
@@ -127,6 +131,9 @@ class _TriggerRunner:
         self.returncode: int | None = None
         self.kept = OutputKeeper()
         self.stopping = threading.Event()
+        self.in_function = False   # a trigger function is running (it may be stopped)
+        self.stopped = False       # it was stopped by TriggerStopped
+        self.still_running = False  # it could not be stopped: blocked in a C call
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="ebpf_nb-trigger", daemon=True)
 
@@ -135,6 +142,12 @@ class _TriggerRunner:
 
     def _run(self) -> None:
         try:
+            self._call()
+        except TriggerStopped:  # arrived just as the trigger function returned
+            self.stopped = True
+
+    def _call(self) -> None:
+        try:
             if isinstance(self.trigger, str):
                 self.proc = subprocess.Popen(self.trigger, shell=True,
                                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -142,7 +155,13 @@ class _TriggerRunner:
                 self._collect(self.proc)
                 self.returncode = self.proc.wait()
             else:
-                self.trigger()  # type: ignore[misc]
+                self.in_function = True
+                try:
+                    self.trigger()  # type: ignore[misc]
+                finally:
+                    self.in_function = False
+        except TriggerStopped:
+            self.stopped = True
         except BaseException as err:  # noqa: BLE001 - reported to the user after the read
             self.error = err
 
@@ -174,12 +193,38 @@ class _TriggerRunner:
         return not self.thread.is_alive()
 
     def stop(self) -> None:
-        """End whatever is left of a shell trigger: its whole process group (its children too)
-        gets SIGTERM, then, after :data:`KILL_GRACE` seconds, SIGKILL."""
+        """End whatever is left of the trigger. A shell trigger's whole process group (its
+        children too) gets SIGTERM, then, after :data:`KILL_GRACE` seconds, SIGKILL. A trigger
+        function still running gets :class:`~ebpf_nb.errors.TriggerStopped` raised in its
+        thread; one blocked in a C call (a long ``time.sleep``, a blocking read) cannot take it
+        until that call returns: the read returns after :data:`TRIGGER_STOP_WAIT` anyway, and
+        one line says the function is still running."""
         self.stopping.set()
         if self.proc is not None:
             end_process_group(self.proc.pid, KILL_GRACE)
-        self.thread.join(timeout=5)
+            self.thread.join(timeout=5)
+            return
+        if not self.thread.is_alive():
+            return
+        if self.in_function:
+            raise_in_thread(self.thread, TriggerStopped)
+        self.thread.join(timeout=TRIGGER_STOP_WAIT)
+        if self.thread.is_alive():
+            self.still_running = True
+            name = getattr(self.trigger, "__name__", "trigger")
+            print(f"the trigger function {name}() is still running (in a call Python cannot "
+                  "interrupt) and cannot be stopped from outside; it stops once that call "
+                  "returns", file=sys.stderr)
+
+
+def raise_in_thread(thread: threading.Thread, exc_type: type[BaseException]) -> bool:
+    """Make ``exc_type`` raise in ``thread`` at its next Python instruction; whether the
+    thread was found (``PyThreadState_SetAsyncExc``)."""
+    if thread.ident is None:
+        return False
+    found = ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident),
+                                                       ctypes.py_object(exc_type))
+    return bool(found == 1)
 
 
 def end_process_group(pgid: int, grace: float) -> None:
@@ -296,6 +341,7 @@ def bounded_read(poll: Callable[[float], int], *, seconds: float | None = None,
             outcome.trigger_returncode = runner.returncode
             outcome.trigger_output = runner.output
             outcome.trigger_output_cut = runner.kept.cut
+            outcome.trigger_running = runner.still_running
             outcome.trigger_error = runner.error
         outcome.elapsed = time.monotonic() - start
     return outcome
@@ -308,7 +354,8 @@ def finish_frame(df: pd.DataFrame, outcome: ReadOutcome) -> pd.DataFrame:
                     elapsed=round(outcome.elapsed, 3),
                     trigger_returncode=outcome.trigger_returncode,
                     trigger_output=outcome.trigger_output,
-                    trigger_output_cut=outcome.trigger_output_cut)
+                    trigger_output_cut=outcome.trigger_output_cut,
+                    trigger_running=outcome.trigger_running)
     if outcome.trigger_error is not None and not isinstance(outcome.trigger_error, KeyboardInterrupt):
         raise outcome.trigger_error
     return df
