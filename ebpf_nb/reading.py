@@ -114,10 +114,10 @@ class OutputKeeper:
 
     def text(self) -> str:
         """What was kept, decoded; a cut is marked where it was made."""
+        if not self.cut:  # one decode: a character may straddle head and tail
+            return (self.head + self.tail).decode("utf-8", "replace")
         head = self.head.decode("utf-8", "replace")
         tail = self.tail.decode("utf-8", "replace")
-        if not self.cut:
-            return head + tail
         return (f"{head}\n[... {self.cut:,} bytes of the trigger's output not kept: the first "
                 f"{len(self.head):,} and last {len(self.tail):,} are ...]\n{tail}")
 

@@ -30,6 +30,9 @@ def test_the_keeper_keeps_head_and_tail_and_counts_the_rest():
     small = OutputKeeper(head=4, tail=3)
     small.add(b"abcde")
     assert small.text() == "abcde" and small.cut == 0  # nothing cut: no mark
+    accent = OutputKeeper(head=1, tail=8)
+    accent.add("é!".encode())  # "é" is two bytes: one in the head, one in the tail
+    assert accent.text() == "é!"
     big = OutputKeeper(head=2, tail=2)
     big.add(b"x" * 10_000 + b"yz")  # one chunk larger than everything kept
     assert bytes(big.tail) == b"yz" and big.cut == 9_998
