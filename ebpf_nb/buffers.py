@@ -17,6 +17,7 @@ import pandas as pd
 
 from . import decode, display
 from .constants import MapType
+from .errors import UsageError
 from .kernel import maps as kmaps
 from .kernel.blockpool import POOL
 from .kernel.closing import Closing
@@ -24,7 +25,15 @@ from .kernel.pages import small_pages
 from .kernel.perfbuf import PerfBufferReader
 from .kernel.ringbuf import RingBufferReader
 from .oserrors import translating
-from .reading import DRAIN_QUIET, Trigger, bounded_read, finish_frame
+from .reading import (
+    DRAIN_QUIET,
+    ReadCap,
+    Trigger,
+    bounded_read,
+    finish_frame,
+    read_cap,
+    truncation_notice,
+)
 
 # Wake the reader every 64 perf events rather than every one: at one wakeup per event the
 # kernel, not the reader, caps a perf buffer (~13 us per output here). The reader looks at the
@@ -100,21 +109,31 @@ class EventStream(Closing):
 
     @translating
     def read(self, *, seconds: float | None = None, count: int | None = None,
-             trigger: Trigger = None) -> pd.DataFrame:
-        """Events that arrive within the bounds, one row each (see ``Program.events``)."""
+             trigger: Trigger = None, max_rows: int | None = None,
+             max_bytes: int | None = None) -> pd.DataFrame:
+        """Events that arrive within the bounds, one row each (see ``Program.events``). At the
+        cap (``max_rows``/``max_bytes``) the read stops; records it did not take stay in the
+        buffer for this stream's next read."""
+        cap = read_cap(max_rows, max_bytes)
+        if cap.rows_for(self.dtype.itemsize) == 0:
+            raise UsageError(f"max_bytes={cap.nbytes} is less than one event of {self.label} "
+                             f"({self.dtype.itemsize} bytes)")
         with small_pages():  # the rows, strings and columns are fresh memory (see .kernel.pages)
-            return self._read(seconds, count, trigger)
+            return self._read(seconds, count, trigger, cap)
 
-    def _read(self, seconds: float | None, count: int | None, trigger: Trigger) -> pd.DataFrame:
-        store = RowStore(self.dtype.itemsize, expected=count)
+    def _read(self, seconds: float | None, count: int | None, trigger: Trigger,
+              cap: ReadCap) -> pd.DataFrame:
+        limit = cap.rows_for(self.dtype.itemsize)
+        wanted = limit if count is None else min(count, limit)  # the rows this read may keep
+        store = RowStore(self.dtype.itemsize, expected=None if count is None else wanted)
         cpus: list[np.ndarray] = []
         stamps: list[tuple[int, float]] = []  # (rows, seconds since the stream opened)
         lost = received = 0
 
         def poll(timeout: float) -> int:
             nonlocal lost, received
-            left = None if count is None else max(count - received, 0)
-            if left == 0:
+            left = wanted - received
+            if left <= 0:
                 return 0
             size = self.dtype.itemsize
             if self.is_ring:
@@ -137,7 +156,8 @@ class EventStream(Closing):
         try:
             outcome = bounded_read(poll, seconds=seconds, count=count, trigger=trigger,
                                    progress=(lambda n: progress.update(n, lost)) if progress
-                                   else None, drain_quiet=DRAIN_QUIET)
+                                   else None, drain_quiet=DRAIN_QUIET,
+                                   full=lambda: received >= limit)
         finally:
             if progress:
                 progress.close(interrupted=bool(outcome and outcome.interrupted))
@@ -149,6 +169,9 @@ class EventStream(Closing):
         if lost:
             display.notice(f"{self.label}: the kernel dropped {lost} events (the buffer was "
                            "full); read more often or make the buffer bigger")
+        if outcome.truncated:
+            display.notice(truncation_notice(self.label, received,
+                                             cap.which(received, self.dtype.itemsize)))
         return finish_frame(df, outcome)
 
     def _frame(self, rows: np.ndarray, cpus: list[np.ndarray],
@@ -210,10 +233,14 @@ def string_column(values):
 
 
 def collect_events(layout, dtype: np.dtype, *, seconds: float | None, count: int | None,
-                   trigger: Trigger, label: str) -> pd.DataFrame:
-    """One bounded read of a buffer map through a short-lived :class:`EventStream`."""
+                   trigger: Trigger, label: str, max_rows: int | None = None,
+                   max_bytes: int | None = None) -> pd.DataFrame:
+    """One bounded read of a buffer map through a short-lived :class:`EventStream` (records
+    left past the cap go with its reader: a perf ring closes, a ring buffer's next reader
+    skips what waits)."""
     with EventStream(layout, dtype, label=label) as stream:
-        return stream.read(seconds=seconds, count=count, trigger=trigger)
+        return stream.read(seconds=seconds, count=count, trigger=trigger, max_rows=max_rows,
+                           max_bytes=max_bytes)
 
 
 def _progress(label: str, seconds: float | None, count: int | None):

@@ -63,3 +63,9 @@ class HostError(EbpfNbError):
 
 class PrivilegeError(HostError):
     """Not root (or lacking CAP_BPF/CAP_PERFMON)."""
+
+
+class TriggerStopped(BaseException):
+    """Raised by the kit inside a trigger function still running when its read ends (from the
+    reading thread, with ``PyThreadState_SetAsyncExc``). Not an ``Exception``: a trigger's own
+    ``except Exception`` lets it through. Nobody sees it: the trigger's thread catches it."""

@@ -18,7 +18,7 @@ from .constants import BUFFER_MAP_TYPES, map_type_name
 from .errors import UsageError
 from .kernel import maps as kmaps
 from .oserrors import translating
-from .reading import Trigger, validate_bounds
+from .reading import Trigger, read_cap, validate_bounds
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -177,17 +177,26 @@ class Program:
     # --- events ---------------------------------------------------------------------------
     @translating
     def events(self, map_name: str, seconds: float | None = None, count: int | None = None,
-               trigger: Trigger = None) -> pd.DataFrame:
+               trigger: Trigger = None, *, max_rows: int | None = None,
+               max_bytes: int | None = None) -> pd.DataFrame:
         """Events from a perf or ring buffer map, one row each, bounded by seconds/count.
 
         Columns: the event struct's fields, ``cpu`` (perf buffers) and ``timestamp`` (when user
         space received the batch). ``df.attrs["lost"]`` counts events the kernel dropped.
+
+        A read keeps at most ``max_rows`` rows and ``max_bytes`` bytes of records (defaults
+        :data:`ebpf_nb.reading.MAX_ROWS`, :data:`~ebpf_nb.reading.MAX_BYTES`); at the cap it
+        stops, ``df.attrs["truncated"]`` is True (else False) and one line says so. The records
+        it did not take are neither kept nor counted: this read's reader closes with them (an
+        :meth:`event_stream` keeps them for its next read).
         """
         validate_bounds(seconds, count)
+        read_cap(max_rows, max_bytes)
         layout, dtype = self._buffer(map_name)
         from .buffers import collect_events
         return collect_events(layout, dtype, seconds=seconds, count=count, trigger=trigger,
-                              label=f"{self.name}.{map_name}")
+                              label=f"{self.name}.{map_name}", max_rows=max_rows,
+                              max_bytes=max_bytes)
 
     @translating
     def event_stream(self, map_name: str, *, backlog: bool = False) -> EventStream:
@@ -213,14 +222,16 @@ class Program:
 
     # --- trace pipe -------------------------------------------------------------------------
     def trace(self, seconds: float | None = None, count: int | None = None,
-              trigger: Trigger = None, *, backlog: bool = False) -> pd.DataFrame:
+              trigger: Trigger = None, *, backlog: bool = False, max_rows: int | None = None,
+              max_bytes: int | None = None) -> pd.DataFrame:
         """Lines of the kernel trace pipe (``bpf_trace_printk``): task, pid, cpu, timestamp,
         message. The pipe is shared by every program on the machine: only lines written after
         the read began are returned; ``backlog=True`` adds those already waiting (from earlier
-        cells or detached programs), marked in a ``backlog`` column."""
+        cells or detached programs), marked in a ``backlog`` column. Capped as :meth:`events`
+        is (``max_bytes``: of line text); lines past the cap stay in the pipe."""
         self._require_loaded()
         return tracepipe.read_trace(seconds=seconds, count=count, trigger=trigger,
-                                    backlog=backlog)
+                                    backlog=backlog, max_rows=max_rows, max_bytes=max_bytes)
 
     # --- pictures and live views -----------------------------------------------------------
     def plot(self, map_name: str, kind: str | None = None, **kw: Any) -> Axes:
@@ -230,7 +241,8 @@ class Program:
         layout = self._layout(map_name)
         row = map_kinds.kind_of(layout.map_type, declared=layout.kind)
         if row.events:
-            read = {k: kw.pop(k) for k in ("seconds", "count", "trigger") if k in kw}
+            read = {k: kw.pop(k) for k in ("seconds", "count", "trigger", "max_rows",
+                                           "max_bytes") if k in kw}
             return plot_frame(self.events(map_name, **read), kind=kind or row.plot, **kw)
         return plot_frame(self.table(map_name), kind=kind, **kw)
 

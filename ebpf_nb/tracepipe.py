@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import host
+from . import display, host
 from .errors import HostError
 from .kernel.closing import Closing
-from .reading import Trigger, bounded_read, finish_frame
+from .reading import ReadCap, Trigger, bounded_read, finish_frame, read_cap, truncation_notice
 
 # "   python3-2234    [001] ...21   102.061518: bpf_trace_printk: Hello World!"
 _LINE = re.compile(
@@ -62,14 +62,25 @@ class TracePipe(Closing):
             raise
         self._partial = b""
         self.lines: list[TraceLine] = []
+        self.cap = ReadCap()
+        self.kept_bytes = 0  # of the lines in :attr:`lines`
+
+    @property
+    def full(self) -> bool:
+        """Whether :attr:`lines` holds as much as :attr:`cap` allows (reading then stops)."""
+        return len(self.lines) >= self.cap.rows or self.kept_bytes >= self.cap.nbytes
 
     def poll(self, timeout: float) -> int:
-        """Read what is ready within ``timeout`` seconds; return how many lines were added."""
+        """Read what is ready within ``timeout`` seconds; return how many lines were added.
+        Once :attr:`full` it reads nothing more; the lines of its last chunk past the cap are
+        dropped, the pipe keeps the rest."""
+        if self.full:
+            return 0
         ready, _, _ = select.select([self.fd], [], [], timeout)
         if not ready:
             return 0
         added = 0
-        while True:
+        while not self.full:
             try:
                 chunk = os.read(self.fd, 65536)
             except BlockingIOError:
@@ -80,8 +91,9 @@ class TracePipe(Closing):
             *complete, self._partial = data.split(b"\n")
             for raw in complete:
                 parsed = parse_line(raw.decode("utf-8", "replace"))
-                if parsed:
+                if parsed and not self.full:
                     self.lines.append(parsed)
+                    self.kept_bytes += len(raw) + 1
                     added += 1
         return added
 
@@ -91,6 +103,7 @@ class TracePipe(Closing):
         while self.poll(0.0) and time.monotonic() < deadline:
             pass
         waiting, self.lines = self.lines, []
+        self.kept_bytes = 0
         return waiting
 
     def close(self) -> None:
@@ -100,16 +113,26 @@ class TracePipe(Closing):
 
 
 def read_trace(*, seconds: float | None = None, count: int | None = None, trigger: Trigger = None,
-               backlog: bool = False, path: Path | None = None) -> pd.DataFrame:
+               backlog: bool = False, path: Path | None = None, max_rows: int | None = None,
+               max_bytes: int | None = None) -> pd.DataFrame:
     """Trace pipe lines as a DataFrame (task, pid, cpu, timestamp, message), bounded.
 
     Only lines written after the read began are returned (``count`` counts those); with
     ``backlog=True`` the lines that were already waiting come first, and a ``backlog`` column
-    says which is which. ``attrs["backlog_lines"]`` tells how many were waiting either way."""
+    says which is which. ``attrs["backlog_lines"]`` tells how many were waiting either way.
+    At most ``max_rows`` new lines and ``max_bytes`` bytes of their text are kept (defaults in
+    :mod:`ebpf_nb.reading`): then the read stops and ``attrs["truncated"]`` is True."""
+    cap = read_cap(max_rows, max_bytes)
     with TracePipe(path) as pipe:
         waiting = pipe.drain()
-        outcome = bounded_read(pipe.poll, seconds=seconds, count=count, trigger=trigger)
+        pipe.cap = cap
+        outcome = bounded_read(pipe.poll, seconds=seconds, count=count, trigger=trigger,
+                               full=lambda: pipe.full)
         lines = pipe.lines[:count] if count else pipe.lines
+        if outcome.truncated:
+            limit = (f"max_rows={cap.rows:,}" if len(lines) >= cap.rows
+                     else f"max_bytes={cap.nbytes:,}")
+            display.notice(truncation_notice("trace", len(lines), limit))
     df = pd.DataFrame([vars(ln) for ln in lines], columns=COLUMNS)
     if backlog:
         old = pd.DataFrame([vars(ln) for ln in waiting], columns=COLUMNS)

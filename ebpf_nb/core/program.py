@@ -338,7 +338,8 @@ class CoreProgram(Program):
         return self.btf.dtype(type_id)
 
     def events(self, map_name: str, seconds: float | None = None, count: int | None = None,
-               trigger: Trigger = None, *, struct: str | None = None) -> pd.DataFrame:
+               trigger: Trigger = None, *, struct: str | None = None,
+               max_rows: int | None = None, max_bytes: int | None = None) -> pd.DataFrame:
         """Events of a ring or perf buffer; ``struct="event"`` names the C struct to decode."""
         if struct is not None:
             layout = self._layout(map_name)
@@ -346,7 +347,8 @@ class CoreProgram(Program):
         elif self._layout(map_name).event_dtype is None:
             raise UsageError(f"the event struct of {map_name!r} is unknown",
                              hint=f'name it: {self.name}.events("{map_name}", struct="NAME")')
-        return super().events(map_name, seconds=seconds, count=count, trigger=trigger)
+        return super().events(map_name, seconds=seconds, count=count, trigger=trigger,
+                              max_rows=max_rows, max_bytes=max_bytes)
 
     # --- instructions ----------------------------------------------------------------------
     @translating

@@ -54,3 +54,66 @@ def test_a_trigger_that_ends_on_sigterm_is_not_waited_for(tmp_path, monkeypatch)
     elapsed = time.monotonic() - t0
     assert state(int(pidfile.read_text())) in (None, "Z")
     assert elapsed < 5.0  # it ended on SIGTERM: the 10 s grace was not waited out
+
+
+# A trigger function still running when its read ends was abandoned: ``stop()`` joined its
+# thread for 5 s and returned with the function still running, unseen (issue 14).
+
+def trigger_threads() -> list[str]:
+    import threading
+    return [t.name for t in threading.enumerate() if t.name == "ebpf_nb-trigger"]
+
+
+@pytest.mark.timeout(60)
+def test_a_trigger_function_that_never_returns_is_stopped_with_the_read(capsys):
+    calls = []
+
+    def forever() -> None:
+        while True:
+            calls.append(1)
+            time.sleep(0.01)
+
+    t0 = time.monotonic()
+    outcome = reading.bounded_read(idle_poll, seconds=0.5, trigger=forever)
+    elapsed = time.monotonic() - t0
+    assert elapsed < 1.5, f"the read took {elapsed:.2f} s"
+    assert trigger_threads() == []  # the thread is gone, not abandoned
+    made = len(calls)
+    time.sleep(0.1)
+    assert len(calls) == made and made > 0  # and the function no longer runs
+    assert outcome.trigger_error is None and not outcome.trigger_running
+    assert "still running" not in capsys.readouterr().err
+
+
+@pytest.mark.timeout(60)
+def test_a_trigger_function_catching_exception_is_stopped_too():
+    def stubborn() -> None:
+        while True:
+            try:
+                time.sleep(0.01)
+            except Exception:  # noqa: BLE001, S110 - what a student might write
+                pass
+
+    t0 = time.monotonic()
+    outcome = reading.bounded_read(idle_poll, seconds=0.3, trigger=stubborn)
+    assert time.monotonic() - t0 < 1.5 and trigger_threads() == []
+    assert outcome.trigger_error is None
+
+
+@pytest.mark.timeout(60)
+def test_a_trigger_function_blocked_in_c_is_reported_and_the_read_returns(capsys):
+    from kit_helpers import eventually
+
+    def blocked() -> None:
+        time.sleep(3)  # one C call: the stop can only land once it returns
+
+    t0 = time.monotonic()
+    outcome = reading.bounded_read(idle_poll, seconds=0.3, trigger=blocked)
+    elapsed = time.monotonic() - t0
+    assert elapsed < 0.3 + reading.TRIGGER_STOP_WAIT + 0.7, f"the read took {elapsed:.2f} s"
+    assert outcome.trigger_running is True
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "blocked() is still running" in err[0]
+    assert "cannot be stopped from outside" in err[0]
+    assert eventually(lambda: not trigger_threads(), timeout=10)  # it stops once sleep returns
+    assert "Traceback" not in capsys.readouterr().err  # TriggerStopped is caught in its thread
