@@ -20,6 +20,8 @@ rest of the run's headers with plain numpy loads followed by one acquire fence b
 payloads are copied (the kernel advances ``producer_pos`` at reserve time, with BUSY set, and
 clears BUSY after writing the payload, so each header, not the position, publishes its
 payload); ``consumer_pos`` is stored with release once, after the last payload is copied.
+:meth:`RingBufferReader.pending` and :class:`RingPositions` read the positions plainly: they
+only say whether (or how much) to read, and no record is read on their word.
 
 It can read a ring buffer created by BCC's ``BPF_RINGBUF_OUTPUT`` as long as BCC's own reader
 (``open_ring_buffer``) is not used on the same map.
