@@ -183,9 +183,11 @@ apt_run() {
 }
 
 # --- Packages ------------------------------------------------------------------------------------
-# binutils: objdump shows JIT-ed code; cpp: the labs read syscall numbers from <sys/syscall.h>
+# binutils: objdump shows JIT-ed code; cpp: the labs read syscall numbers from <sys/syscall.h>;
+# libatomic1: the buffer readers' acquire/release loads and stores (clang pulls it in today, via
+# libgcc-12-dev; named so that it stays when that changes)
 packages=(python3-bpfcc bpfcc-tools clang llvm libbpf-dev python3-venv python3-pip make
-          binutils cpp)
+          binutils cpp libatomic1)
 [ "$service" = 1 ] && packages+=(sudo)
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done

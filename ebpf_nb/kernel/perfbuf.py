@@ -13,6 +13,11 @@ full the kernel counts the drop and, at the next record it can write, emits
 is therefore reported only once that CPU writes again.)
 
 Equal-sized samples, the common case, are checked and copied out with numpy in one go.
+
+Ordering (:mod:`.atomics`, as perf's ``ring_buffer_read_head``/``ring_buffer_write_tail``):
+``data_head`` is loaded with acquire before the records it covers are read (the kernel writes
+them, then ``smp_wmb()``, then ``data_head``), ``data_tail`` is stored with release after the
+last copy out of the ring.
 """
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ import time
 import numpy as np
 
 from ..constants import MapType
+from .atomics import load_acquire_u64, store_release_u64
 from .claims import ReaderClaim
 from .closing import Closing
 from .cpus import online_cpus
@@ -101,6 +107,8 @@ class _Ring:
         self.head_tail = np.frombuffer(self.map, dtype=np.uint64, count=2,
                                        offset=DATA_HEAD_OFFSET)
         self.data = np.frombuffer(self.map, dtype=np.uint8, offset=page)
+        self.head_at = self.head_tail.ctypes.data  # data_head, then data_tail (for .atomics)
+        self.tail_at = self.head_at + 8
 
     def pending(self) -> int:
         return int(self.head_tail[0]) - int(self.head_tail[1])
@@ -108,8 +116,8 @@ class _Ring:
     def take(self) -> tuple[np.ndarray, int]:
         """The unread bytes and the head they end at (:meth:`release` what is used): a view of
         the ring (valid until :meth:`release`), or a copy when they wrap around its end."""
-        head = int(self.head_tail[0])
-        tail = int(self.head_tail[1])
+        head = load_acquire_u64(self.head_at)  # the records up to it are written
+        tail = int(self.head_tail[1])  # only this reader writes it
         if head == tail:
             return np.empty(0, dtype=np.uint8), tail
         start = tail % self.size
@@ -122,10 +130,11 @@ class _Ring:
         return chunk, head
 
     def release(self, tail: int) -> None:
-        self.head_tail[1] = tail
+        """Give the bytes up to ``tail`` back to the kernel, after every copy out of them."""
+        store_release_u64(self.tail_at, tail)
 
     def close(self) -> None:
-        del self.head_tail, self.data
+        del self.head_tail, self.data, self.head_at, self.tail_at
         self.map.close()
         os.close(self.fd)
 
@@ -249,7 +258,8 @@ class PerfBufferReader(Closing):
         tail = int(ring.head_tail[1])
         chunk, _head = ring.take()
         parts, used = self._parse(chunk, record_size, limit, out)
-        ring.release(tail + used)
+        if used:
+            ring.release(tail + used)
         return parts
 
     def _parse(self, buf: np.ndarray, record_size: int | None, limit: int,

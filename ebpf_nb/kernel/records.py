@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .atomics import acquire_fence
+
 BULK_MIN = 8  # fewer equal records than this are cheaper to split one by one than with numpy
 # More than this many records are checked and copied a piece at a time, so that the copy reads
 # the bytes the header check has just brought into the CPU cache (~300 KiB of 72-byte records).
@@ -29,9 +31,13 @@ def payload_rows(block: np.ndarray, n: int, offset: int, length: int, width: int
 def equal_run(block: np.ndarray, heads: np.ndarray, head: int, offset: int, length: int,
               width: int, out: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     """The leading records of ``block`` (one per row) whose header ``heads[i]`` is ``head``, as
-    :func:`payload_rows` gives them (into ``out[:n]`` when given), and how many there are."""
+    :func:`payload_rows` gives them (into ``out[:n]`` when given), and how many there are.
+
+    The headers are read (plain loads) before an acquire fence, the payloads after it: a ring
+    buffer header whose BUSY bit is seen clear then publishes its payload (see :mod:`.atomics`)."""
     bad = np.flatnonzero(heads != head)
     n = int(bad[0]) if len(bad) else len(block)
+    acquire_fence()
     return payload_rows(block, n, offset, length, width, None if out is None else out[:n]), n
 
 

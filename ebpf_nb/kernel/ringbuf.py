@@ -14,6 +14,15 @@ Drops: when the buffer is full ``bpf_ringbuf_output``/``reserve`` fail in the BP
 the kernel counts nothing, so :attr:`RingBufferReader.lost` is always 0; a program that wants its
 drops counted must count failed submits itself (e.g. in an array map).
 
+Ordering (:mod:`.atomics`, as libbpf's ``ringbuf_process_ring``): ``producer_pos`` is loaded
+with acquire once per read; the first header of each run of records with an acquire load, the
+rest of the run's headers with plain numpy loads followed by one acquire fence before the
+payloads are copied (the kernel advances ``producer_pos`` at reserve time, with BUSY set, and
+clears BUSY after writing the payload, so each header, not the position, publishes its
+payload); ``consumer_pos`` is stored with release once, after the last payload is copied.
+:meth:`RingBufferReader.pending` and :class:`RingPositions` read the positions plainly: they
+only say whether (or how much) to read, and no record is read on their word.
+
 It can read a ring buffer created by BCC's ``BPF_RINGBUF_OUTPUT`` as long as BCC's own reader
 (``open_ring_buffer``) is not used on the same map.
 """
@@ -22,11 +31,11 @@ from __future__ import annotations
 import mmap
 import os
 import select
-import struct
 
 import numpy as np
 
 from ..constants import MapType, round8
+from .atomics import load_acquire_u32, load_acquire_u64, store_release_u64
 from .claims import ReaderClaim
 from .closing import Closing
 from .maps import map_info_of_type
@@ -60,6 +69,9 @@ class RingBufferReader(Closing):
             self._consumer = np.frombuffer(self._consumer_map, dtype=np.uint64, count=1)
             self._producer = np.frombuffer(self._producer_map, dtype=np.uint64, count=1)
             self._data = np.frombuffer(self._producer_map, dtype=np.uint8, offset=page)
+            self._consumer_at = self._consumer.ctypes.data  # addresses for .atomics
+            self._producer_at = self._producer.ctypes.data
+            self._data_at = self._data.ctypes.data
             self._epoll = select.epoll()
             self._epoll.register(self._fd, select.EPOLLIN)
         except BaseException:
@@ -115,15 +127,15 @@ class RingBufferReader(Closing):
         """Return ``(k, size)`` matrices of equal-length records, or single ``bytes`` records
         (with ``out``: views of ``out``, filled from row 0); advance ``consumer_pos`` past
         everything returned (and discarded)."""
-        cons = int(self._consumer[0])
-        prod = int(self._producer[0])
+        cons = first = int(self._consumer[0])  # only this reader writes it
+        prod = load_acquire_u64(self._producer_at)  # the headers up to it are written
         left = max_records if max_records is not None else -1
         data = self._data
         chunks: list[np.ndarray | bytes] = []
         filled = 0
         while cons < prod and left != 0:
             start = cons & self._mask
-            (word,) = struct.unpack_from("<I", data, start)  # type: ignore[arg-type]
+            word = load_acquire_u32(self._data_at + start)  # BUSY clear: the payload is there
             if word & BUSY:
                 break
             length = word & ~(BUSY | DISCARD) & 0xFFFFFFFF
@@ -139,6 +151,7 @@ class RingBufferReader(Closing):
             if n_max >= BULK_MIN:
                 block = data[start:start + n_max * stride].reshape(n_max, stride)
                 heads = block.view(np.uint32)[:, 0]  # a strided view: no copy
+                # (equal_run fences after checking them, before copying the payloads)
                 width = length if record_size is None else record_size
                 rows, n = equal_run(block, heads, word, HEADER, length, width, rest)
                 chunks.append(rows)
@@ -150,13 +163,15 @@ class RingBufferReader(Closing):
             self.received += n
             if left > 0:
                 left -= n
-        self._consumer[0] = cons  # one aligned 8-byte store: the kernel sees it at once
+        if cons != first:  # after the last copy out of the ring: the kernel may reuse the space
+            store_release_u64(self._consumer_at, cons)
         return chunks
 
     def close(self) -> None:
         """Unmap and close, and let another reader open the map; safe to call twice."""
         if getattr(self, "_fd", -1) >= 0:
-            for view in ("_consumer", "_producer", "_data"):  # a map with views cannot close
+            for view in ("_consumer", "_producer", "_data",  # a map with views cannot close
+                         "_consumer_at", "_producer_at", "_data_at"):  # (nor be read after)
                 self.__dict__.pop(view, None)
             for name in ("_epoll", "_consumer_map", "_producer_map"):
                 if name in self.__dict__:
