@@ -19,7 +19,8 @@ import numpy as np
 from . import diagnostics, host
 from .capture import capture_stderr
 from .constants import BUFFER_MAP_TYPES, MapType
-from .errors import AttachError, CompileError, EbpfNbError, HostError, UsageError, VerifierError
+from .defines import define_flags
+from .errors import AttachError, CompileError, EbpfNbError, HostError, UsageError
 from .kernel import libbpf
 from .kernel.maps import prog_id_of_fd as prog_id
 from .probes import (
@@ -126,7 +127,7 @@ class BpfProgram(Program):
                                  "creates (it sees the system site-packages).")
         self.loaded = False
         self.probe_specs = [p if isinstance(p, ProbeSpec) else parse_probe(p) for p in probes]
-        self.cflags = [*_define_flags(defines), *cflags]
+        self.cflags = [*define_flags(defines), *cflags]
         host.require_privileges()
         host.require_headers()
         self._bpf = self._compile(source)
@@ -147,14 +148,9 @@ class BpfProgram(Program):
             return _quiet_bpf_class()(text=source.encode(), cflags=self.cflags)
 
     def _compile_error(self, cause: str | None, err: Exception, output: str) -> EbpfNbError:
-        diags = diagnostics.parse_clang(output)
-        first = diagnostics.first_error(diags)
-        if first is not None:
-            return CompileError(
-                f"the C code does not compile: line {first.line}, column {first.column}: "
-                f"{first.text}", line=first.line, column=first.column,
-                details=diagnostics.format_diagnostics(diags),
-                hint=diagnostics.hint_for_compile_error(first.text))
+        found = diagnostics.compile_error(output, cell_file="main.c")
+        if found is not None:
+            return found
         if cause == "no headers":
             return HostError("BCC found no kernel headers to compile against",
                              hint="run `make setup`, or use a CO-RE cell (%%bpf NAME --core).",
@@ -276,12 +272,7 @@ class BpfProgram(Program):
                                   "%bpf_doctor shows what this kernel offers.")
         if cause == "not permitted":
             host.require_privileges()
-        report = diagnostics.parse_verifier_log(log, self.source)
-        where = f" at cell line {report.cell_line}" if report.cell_line else ""
-        hints = report.hints or [h for h in [diagnostics.hint_for_verifier(report.reason)] if h]
-        return VerifierError(f"the verifier rejected {fn}{where}: {report.reason}",
-                             program=fn, log=log, details=report.log or None,
-                             hint=" ".join(hints) or None)
+        return diagnostics.verifier_error(fn, log, self.source)
 
     # --- tail calls ---------------------------------------------------------------------------
     def tail_calls(self, prog_array: str, targets: Mapping[int | range | Iterable[int], str],
@@ -416,17 +407,6 @@ def _dtype(ctype: type | None) -> np.dtype | None:
         return np.dtype(ctype)
     except (TypeError, ValueError):
         return np.dtype((np.uint8, ctypes.sizeof(ctype)))
-
-
-def _define_flags(defines: Sequence[str] | Mapping[str, str]) -> list[str]:
-    items = defines.items() if isinstance(defines, Mapping) else \
-        [tuple(d.split("=", 1)) if "=" in d else (d, None) for d in defines]
-    flags = []
-    for name, value in items:
-        if not re.match(r"^[A-Za-z_]\w*$", name or ""):
-            raise UsageError(f"bad macro name {name!r} in -D", hint="write -D NAME or -D NAME=VALUE")
-        flags.append(f"-D{name}" if value is None else f"-D{name}={value}")
-    return flags
 
 
 def _where(spec: ProbeSpec) -> str:

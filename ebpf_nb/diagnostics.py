@@ -5,6 +5,8 @@ import re
 import statistics
 from dataclasses import dataclass
 
+from .errors import CompileError, VerifierError
+
 # "/virtual/main.c:3:13: error: use of undeclared identifier 'y'" (BCC) or "prog.bpf.c:3:13: ..."
 _DIAG = re.compile(r"^(?P<file>[^\s:]+):(?P<line>\d+):(?P<col>\d+): (?P<level>fatal error|error|warning|note): (?P<text>.*)$")
 # verifier source annotation: "; u64 z = *v; @ main.c:18" (Linux 6.4 and later)
@@ -52,6 +54,49 @@ def parse_clang(output: str, *, main_file_suffix: str = "main.c", line_offset: i
         found.append(Diagnostic(int(m["line"]) - line_offset, int(m["col"]), m["level"],
                                 m["text"], "\n".join(excerpt)))
     return found
+
+
+def compile_error(output: str, *, cell_file: str) -> CompileError | None:
+    """clang's output -> one ``CompileError`` about its first error, for both backends: at the
+    cell's line and column when the error is in the cell's own file (``cell_file``: BCC's
+    ``main.c``, the CO-RE mode's ``cell.c``), else naming the header. None when clang printed no
+    error line (the caller says what failed)."""
+    errors = [m for raw in output.splitlines()
+              if (m := _DIAG.match(raw.strip())) and m["level"] in ("error", "fatal error")]
+    if not errors:
+        return None
+    first, more = errors[0], (f" (and {len(errors) - 1} more)" if len(errors) > 1 else "")
+    line, column, text = int(first["line"]), int(first["col"]), first["text"]
+    clash = "redefinition of" in text and "vmlinux.h" in output
+    hint = ("vmlinux.h already defines a type of that name (it holds every kernel type): "
+            "rename yours") if clash else hint_for_compile_error(text)
+    if first["file"].endswith(cell_file):
+        diags = parse_clang(output, main_file_suffix=cell_file)
+        return CompileError(f"the C code does not compile: line {line}, column {column}: "
+                            f"{text}{more}", line=line, column=column,
+                            details=format_diagnostics(diags), hint=hint)
+    header = first["file"].rsplit("/", 1)[-1]
+    return CompileError(f"the C code does not compile: {header}:{line}:{column}: {text}{more}",
+                        details=_head(output), hint=hint or (
+                            "a type in the cell clashes with one of the kernel's (vmlinux.h)"
+                            if header == "vmlinux.h" else None))
+
+
+def _head(output: str, limit: int = 40) -> str:
+    lines = output.rstrip().splitlines()
+    return "\n".join(lines[:limit] + ([f"... ({len(lines) - limit} more lines)"]
+                                      if len(lines) > limit else []))
+
+
+def verifier_error(program: str | None, log: str, cell_source: str) -> VerifierError:
+    """A verifier rejection of ``program`` -> the ``VerifierError`` both backends raise: the
+    verifier's reason at the cell's line, the trimmed log, and the hints."""
+    report = parse_verifier_log(log, cell_source)
+    where = f" at cell line {report.cell_line}" if report.cell_line else ""
+    hints = report.hints or [h for h in [hint_for_verifier(report.reason)] if h]
+    return VerifierError(f"the verifier rejected {program or 'a program'}{where}: "
+                         f"{report.reason}", program=program, log=log,
+                         details=report.log or None, hint=" ".join(hints) or None)
 
 
 def first_error(diags: list[Diagnostic]) -> Diagnostic | None:

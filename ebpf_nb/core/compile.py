@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ebpf_nb import diagnostics
 from ebpf_nb.core.cache import atomic_write, cache_dir, kernel_key, trusted_file
 from ebpf_nb.core.vmlinux import vmlinux_include_dir
 from ebpf_nb.errors import CompileError, HostError
@@ -34,9 +35,6 @@ _TARGET_ARCH = {"x86_64": "x86", "i686": "x86", "aarch64": "arm64", "arm64": "ar
                 "armv7l": "arm", "s390x": "s390", "ppc64le": "powerpc", "ppc64": "powerpc",
                 "riscv64": "riscv", "mips64": "mips", "loongarch64": "loongarch"}
 _NAMED_STRUCT = re.compile(r"\bstruct\s+([A-Za-z_]\w*)\s*\{")
-_DIAGNOSTIC = re.compile(
-    r"^(?P<file>[^\s:][^:]*):(?P<line>\d+):(?P<col>\d+): (?P<kind>fatal error|error|warning): "
-    r"(?P<text>.*)$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -99,7 +97,9 @@ def compile_cell(source: str, *, defines: Mapping[str, str | None] = {},
         done = subprocess.run([clang, *flags, "-c", CELL_FILE, "-o", "cell.o"], cwd=tmp,
                               capture_output=True, text=True, check=False)
         if done.returncode != 0:
-            raise compile_error(done.stderr, source)
+            raise (diagnostics.compile_error(done.stderr, cell_file=CELL_FILE)
+                   or CompileError("clang failed to compile the cell",
+                                   details=done.stderr.strip()[-1500:] or None))
         _strip_dwarf(Path(tmp) / "cell.o")
         data = (Path(tmp) / "cell.o").read_bytes()
     check_object(data)
@@ -121,29 +121,6 @@ def prune(objects: Path, keep: int = MAX_CACHED_OBJECTS) -> None:
     entries = sorted(objects.glob("*.o"), key=lambda p: p.stat().st_mtime, reverse=True)
     for old in entries[keep:]:
         old.unlink(missing_ok=True)
-
-
-def compile_error(stderr: str, source: str) -> CompileError:
-    """clang's stderr -> one ``CompileError`` about the first error, located in the cell."""
-    errors = [m for m in _DIAGNOSTIC.finditer(stderr) if m["kind"] != "warning"]
-    details = _trim(stderr)
-    if not errors:
-        return CompileError("clang failed to compile the cell", details=details)
-    first = errors[0]
-    line, col = int(first["line"]), int(first["col"])
-    cell_lines = source.count("\n") + (0 if source.endswith("\n") else 1)
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    clash = "redefinition of" in first["text"] and "vmlinux.h" in stderr
-    hint = ("vmlinux.h already defines a type of that name (it holds every kernel type): "
-            "rename yours") if clash else None
-    if first["file"] == CELL_FILE and line <= cell_lines:
-        return CompileError(f"line {line}, column {col}: {first['text']}{more}",
-                            line=line, column=col, details=details, hint=hint)
-    where = Path(first["file"]).name
-    return CompileError(f"{where}:{line}:{col}: {first['text']}{more}", details=details,
-                        hint=hint or (None if where != "vmlinux.h" else
-                                      "a type in the cell clashes with one of the kernel's "
-                                      "(vmlinux.h)"))
 
 
 def check_object(data: bytes) -> None:
@@ -195,9 +172,3 @@ def _object_key(source: str, flags: tuple[str, ...], clang: str) -> str:
     st = Path(clang).resolve().stat()
     parts = [source_to_compile(source), *flags, kernel_key(), f"{clang}:{st.st_size}:{st.st_mtime_ns}"]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
-
-
-def _trim(stderr: str, limit: int = 40) -> str:
-    lines = stderr.rstrip().splitlines()
-    return "\n".join(lines[:limit] + ([f"... ({len(lines) - limit} more lines)"]
-                                      if len(lines) > limit else []))

@@ -28,6 +28,7 @@ from ebpf_nb.constants import BUFFER_MAP_TYPES, ProgType, map_type_name
 from ebpf_nb.core import objects
 from ebpf_nb.core.btf_types import Btf
 from ebpf_nb.core.compile import compile_cell
+from ebpf_nb.defines import parse_defines
 from ebpf_nb.errors import AttachError, CompileError, HostError, UsageError, VerifierError
 from ebpf_nb.kernel import libbpf
 from ebpf_nb.kernel.libbpf import LibbpfError
@@ -60,7 +61,7 @@ class CoreProgram(Program):
         host.require_privileges()
         libbpf.lib()  # HostError naming what to install when libbpf is missing
         specs = [parse_probe(p) for p in probes]
-        self.compiled = compile_cell(source, defines=_defines(defines))
+        self.compiled = compile_cell(source, defines=parse_defines(defines))
         self.cache_hit = self.compiled.cached
         self._links: list[objects.Link] = []
         self._obj: objects.BpfObject | None = None
@@ -255,11 +256,7 @@ class CoreProgram(Program):
                                      'SEC("tp_btf/EVENT"), SEC("uprobe")')
         verifier = _verifier_log(log)
         if verifier:
-            report = diagnostics.parse_verifier_log(verifier, self.source)
-            where = f" at cell line {report.cell_line}" if report.cell_line else ""
-            hint = "; ".join(report.hints) or diagnostics.hint_for_verifier(report.reason)
-            return VerifierError(f"the verifier rejected {failed}{where}: {report.reason}",
-                                 program=failed, log=verifier, hint=hint, details=report.log)
+            return diagnostics.verifier_error(failed, verifier, self.source)
         if err.errno == errno.EPERM:
             return HostError(f"the kernel refused to load {failed or 'the program'}: "
                              f"{err.strerror}", details=_relevant(log),
@@ -406,19 +403,6 @@ _RESOLVE: dict[str, Callable[[CoreProgram, ProbeSpec, str], tuple[str, tuple[str
     "syscall": CoreProgram._syscall_plan,
 }
 check_backend("core", objects.LIBBPF_ATTACH, _RESOLVE)
-
-
-def _defines(defines: Mapping[str, str | None] | Sequence[str]) -> dict[str, str | None]:
-    """``{"N": "1"}`` or ``["N=1", "FLAG"]`` (as ``-D`` gives them) -> a mapping."""
-    if isinstance(defines, Mapping):
-        return dict(defines)
-    out: dict[str, str | None] = {}
-    for item in defines:
-        name, sep, value = item.partition("=")
-        if not re.fullmatch(r"[A-Za-z_]\w*", name.strip()):
-            raise UsageError(f"bad macro name in -D {item!r}", hint="write -D NAME or -D NAME=VALUE")
-        out[name.strip()] = value if sep else None
-    return out
 
 
 def _object_name(name: str) -> str:

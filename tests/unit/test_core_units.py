@@ -86,8 +86,8 @@ def test_clang_error_names_the_cells_line_and_column(cache):
     err = info.value
     assert (err.line, err.column) == (6, 12)
     assert "use of undeclared identifier 'nope'" in err.message
-    assert err.message.startswith("line 6, column 12:")
-    assert "cell.c:6:12" in err.details
+    assert err.message.startswith("the C code does not compile: line 6, column 12:")
+    assert "line 6, column 12: error:" in err.details and "return nope;" in err.details
 
 
 def test_clash_with_a_kernel_type_says_to_rename(cache):
