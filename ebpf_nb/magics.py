@@ -102,7 +102,7 @@ class BpfMagics(Magics, Configurable):
     def bpf_list(self, line: str = "") -> pd.DataFrame:
         """Programs loaded from this notebook: name, backend, state, probes, maps."""
         rows = [{"name": p.name, "backend": p.backend,
-                 "state": "attached" if p.attached else ("loaded" if p.loaded else "detached"),
+                 "state": p.state,
                  "probes": ", ".join(str(a) for a in p.attachments),
                  "maps": ", ".join(f"{m} ({t})" for m, t in p.maps.items()) if p.loaded else ""}
                 for p in self.registry]
@@ -148,8 +148,7 @@ def _split_assignment(text: str) -> tuple[str, str]:
 
 
 def _loaded_message(program: Program) -> str:
-    state = "attached" if program.attachments else "loaded (not attached: call .attach())"
-    lines = [f"{program.name}: {state}"]
+    lines = [f"{program.name}: {program.state_text()}"]
     lines += [f"  {a}" for a in program.attachments]
     lines += [f"  note: {n}" for n in program.notes]
     return "\n".join(lines)

@@ -98,6 +98,18 @@ class Program:
     def attached(self) -> bool:
         return self.loaded and bool(self.attachments)
 
+    @property
+    def state(self) -> str:
+        """``"attached"``, ``"loaded"`` (in the kernel, attached to nothing) or ``"detached"``:
+        the one place the program's state is named (summary, ``%bpf_list``, the cell's reply)."""
+        if not self.loaded:
+            return "detached"
+        return "attached" if self.attachments else "loaded"
+
+    def state_text(self) -> str:
+        """The state as a sentence's start, with what to do next when there is something."""
+        return "loaded (not attached: call .attach())" if self.state == "loaded" else self.state
+
     def detach(self) -> None:
         """Detach every probe and unload the program and its maps (safe to call twice).
 
@@ -260,8 +272,7 @@ class Program:
 
     # --- display --------------------------------------------------------------------------
     def summary(self) -> str:
-        state = "detached" if not self.loaded else ("attached" if self.attachments else "loaded")
-        lines = [f"{self.name} ({self.backend}): {state}"]
+        lines = [f"{self.name} ({self.backend}): {self.state_text()}"]
         lines += [f"  probe  {a}" for a in self.attachments]
         if self.loaded:
             lines += [f"  map    {name}: {kind}" for name, kind in self.maps.items()]

@@ -377,12 +377,19 @@ class CoreProgram(Program):
         listing = dump_instructions(ids[func], jited=jited, prog_fd=self._obj.programs[func].fd)
         return listing if text else instructions_frame(listing)
 
+    @property
+    def state(self) -> str:
+        """As :attr:`Program.state`, plus ``"opened"``: compiled and opened, not in the kernel
+        yet (``--no-attach``: globals can still be set)."""
+        return "opened" if self.loaded and not self.in_kernel else super().state
+
+    def state_text(self) -> str:
+        if self.state == "opened":
+            return "opened, not loaded yet (set globals, then attach())"
+        return super().state_text()
+
     def summary(self) -> str:
         text = super().summary()
-        if self.loaded and not self.in_kernel:
-            first, _, rest = text.partition("\n")
-            text = first.replace(": loaded", ": opened, not loaded yet (set globals, then "
-                                 "attach())") + ("\n" + rest if rest else "")
         extra = []
         if self.loaded and self._obj is not None:
             extra += [f"  global {n} = {self.get_global(n)!r}" for n in self.global_names]
