@@ -234,9 +234,7 @@ class CoreProgram(Program):
         failed = _failed_program(log)
         section = self._obj.programs[failed].section if failed in self._obj.programs else ""
         if err.errno in _OUT_OF_FILES:  # at any step, even after the verifier accepted it
-            found = oserrors.translate(err, f"loading {self.name}")
-            found.details = _relevant(log) or found.details
-            return found
+            return _translated(err, f"loading {self.name}", log)
         if err.errno == errno.EPERM and (section.startswith(_TRACING_SECTIONS) or any(
                 p.section.startswith(_TRACING_SECTIONS) for p in self._obj.programs.values())):
             return HostError(FENTRY_REFUSED, details=_relevant(log))
@@ -257,12 +255,7 @@ class CoreProgram(Program):
         verifier = _verifier_log(log)
         if verifier:
             return diagnostics.verifier_error(failed, verifier, self.source)
-        if err.errno == errno.EPERM:
-            return HostError(f"the kernel refused to load {failed or 'the program'}: "
-                             f"{err.strerror}", details=_relevant(log),
-                             hint="run as root (or with CAP_BPF and CAP_PERFMON)")
-        return VerifierError(f"libbpf could not load the cell: {err.strerror}", program=failed,
-                             log=text, details=_relevant(log))
+        return _translated(err, f"loading {failed or self.name}", log)  # no verifier log
 
     # --- base class hooks ------------------------------------------------------------------
     def _destroy_links(self) -> None:
@@ -410,6 +403,13 @@ _RESOLVE: dict[str, Callable[[CoreProgram, ProbeSpec, str], tuple[str, tuple[str
     "syscall": CoreProgram._syscall_plan,
 }
 check_backend("core", objects.LIBBPF_ATTACH, _RESOLVE)
+
+
+def _translated(err: LibbpfError, where: str, log: list[str]) -> Exception:
+    """A load failure that is no verifier rejection -> the kit's error for its errno."""
+    found = oserrors.translate(err, where)
+    found.details = _relevant(log) or found.details
+    return found
 
 
 def _object_name(name: str) -> str:

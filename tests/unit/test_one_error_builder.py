@@ -62,3 +62,27 @@ def test_macros_parse_alike_from_a_list_or_a_mapping(given) -> None:
 def test_a_macro_name_that_is_not_an_identifier_is_one_usage_error(bad) -> None:
     with pytest.raises(UsageError, match="bad macro name"):
         parse_defines(bad)
+
+
+def _core_program_with_no_programs():
+    from types import SimpleNamespace
+
+    from ebpf_nb.core.program import CoreProgram
+    prog = object.__new__(CoreProgram)
+    prog.name, prog.source = "cell", "int f(void *ctx) { return 0; }\n"
+    prog._obj = SimpleNamespace(programs={})
+    return prog
+
+
+@pytest.mark.parametrize("code,kind,words", [
+    (1, "PrivilegeError", "not permitted (EPERM)"),
+    (12, "HostError", "out of memory (ENOMEM)"),
+    (22, "UsageError", "invalid argument (EINVAL)"),
+])
+def test_a_core_load_failure_with_no_verifier_log_is_its_errno_not_a_verifier_error(
+        code: int, kind: str, words: str) -> None:
+    from ebpf_nb.kernel.libbpf import LibbpfError
+    log = ["libbpf: prog 'f': BPF program load failed: x", "libbpf: prog 'f': failed to load: -1"]
+    err = _core_program_with_no_programs()._load_error(LibbpfError("bpf_object__load", code, log))
+    assert type(err).__name__ == kind and "Verifier" not in type(err).__name__
+    assert err.message == f"loading f failed: {words}" and err.errno == code
