@@ -27,11 +27,10 @@ blocks); a call costs ~0.2 us, so the readers make a few per batch of records, n
 from __future__ import annotations
 
 import ctypes as ct
-import threading
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import HostError
+from .sharedlib import LazyLibrary
 
 SONAME = "libatomic.so.1"
 MISSING_HINT = "install it with `sudo make setup` (Debian/Ubuntu package: libatomic1)"
@@ -39,8 +38,6 @@ ATOMIC_ACQUIRE = 2  # GCC's __ATOMIC_ACQUIRE
 ATOMIC_RELEASE = 3  # GCC's __ATOMIC_RELEASE
 
 _Calls = tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any], Callable[..., Any]]
-_lock = threading.Lock()
-_calls: _Calls | None = None
 
 
 def _open_library() -> ct.CDLL:
@@ -48,28 +45,25 @@ def _open_library() -> ct.CDLL:
     return ct.PyDLL(SONAME)
 
 
+def _declare(handle: ct.CDLL) -> _Calls:
+    load8, load4 = handle.__atomic_load_8, handle.__atomic_load_4
+    store8, fence = handle.__atomic_store_8, handle.atomic_thread_fence
+    load8.restype, load8.argtypes = ct.c_uint64, [ct.c_void_p, ct.c_int]
+    load4.restype, load4.argtypes = ct.c_uint32, [ct.c_void_p, ct.c_int]
+    store8.restype, store8.argtypes = None, [ct.c_void_p, ct.c_uint64, ct.c_int]
+    fence.restype, fence.argtypes = None, [ct.c_int]
+    return load8, load4, store8, fence
+
+
+LIBRARY = LazyLibrary("libatomic", SONAME, needed_for="the kit reads ring and perf buffers in the "
+                      "order the kernel writes them with it", hint=MISSING_HINT,
+                      opener=lambda: _open_library(), prepare=_declare)
+
+
 def _functions() -> _Calls:
     """``(__atomic_load_8, __atomic_load_4, __atomic_store_8, atomic_thread_fence)`` with their
     prototypes, opened once; ``HostError`` if libatomic is missing."""
-    global _calls
-    if _calls is not None:
-        return _calls
-    with _lock:
-        if _calls is None:
-            try:
-                handle = _open_library()
-            except OSError as err:
-                raise HostError(f"libatomic ({SONAME}) is not installed: the kit reads ring and "
-                                "perf buffers in the order the kernel writes them with it",
-                                hint=MISSING_HINT) from err
-            load8, load4 = handle.__atomic_load_8, handle.__atomic_load_4
-            store8, fence = handle.__atomic_store_8, handle.atomic_thread_fence
-            load8.restype, load8.argtypes = ct.c_uint64, [ct.c_void_p, ct.c_int]
-            load4.restype, load4.argtypes = ct.c_uint32, [ct.c_void_p, ct.c_int]
-            store8.restype, store8.argtypes = None, [ct.c_void_p, ct.c_uint64, ct.c_int]
-            fence.restype, fence.argtypes = None, [ct.c_int]
-            _calls = (load8, load4, store8, fence)
-    return _calls
+    return LIBRARY.get()
 
 
 def _aligned(address: int, size: int) -> int:

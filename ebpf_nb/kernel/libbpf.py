@@ -20,10 +20,9 @@ from __future__ import annotations
 import ctypes as ct
 import errno
 import os
-import threading
 from collections.abc import Sequence
 
-from ..errors import HostError
+from .sharedlib import LazyLibrary
 
 SONAME = "libbpf.so.1"
 ENOTSUPP = 524  # kernel-internal "operation not supported", leaks out of bpf() for batch ops
@@ -130,32 +129,27 @@ PROTOTYPES: dict[str, tuple[object, list[object]]] = {
     "bpf_map__set_initial_value": (_INT, [c_ptr, c_ptr, ct.c_size_t]),
 }
 
-_lock = threading.Lock()
-_lib: ct.CDLL | None = None
-
 
 def _open_library() -> ct.CDLL:
     """dlopen libbpf.so.1 (the one place the kit does)."""
     return ct.CDLL(SONAME, use_errno=True)
 
 
+def _declare(handle: ct.CDLL) -> ct.CDLL:
+    for name, (restype, argtypes) in PROTOTYPES.items():
+        fn = getattr(handle, name)
+        fn.restype, fn.argtypes = restype, argtypes
+    return handle
+
+
+LIBRARY = LazyLibrary("libbpf", SONAME, needed_for="the kit loads programs and reads their maps "
+                      "with it", hint=MISSING_HINT, opener=lambda: _open_library(),
+                      prepare=_declare)
+
+
 def lib() -> ct.CDLL:
     """libbpf.so.1 with every prototype declared, opened once; ``HostError`` if it is missing."""
-    global _lib
-    if _lib is not None:
-        return _lib
-    with _lock:
-        if _lib is None:
-            try:
-                handle = _open_library()
-            except OSError as err:
-                raise HostError(f"libbpf ({SONAME}) is not installed: the kit loads programs "
-                                "and reads their maps with it", hint=MISSING_HINT) from err
-            for name, (restype, argtypes) in PROTOTYPES.items():
-                fn = getattr(handle, name)
-                fn.restype, fn.argtypes = restype, argtypes
-            _lib = handle
-    return _lib
+    return LIBRARY.get()
 
 
 def strerror(code: int) -> str:

@@ -90,7 +90,7 @@ def test_missing_libatomic_is_one_host_error(monkeypatch):
     def missing():
         raise OSError("libatomic.so.1: cannot open shared object file: No such file or directory")
 
-    monkeypatch.setattr(atomics, "_calls", None)
+    monkeypatch.setattr(atomics.LIBRARY, "_value", None)
     monkeypatch.setattr(atomics, "_open_library", missing)
     with pytest.raises(HostError) as info:
         atomics.load_acquire_u64(np.zeros(1, dtype=np.uint64).ctypes.data)
@@ -107,7 +107,7 @@ def test_library_opened_once(monkeypatch):
         opened.append(1)
         return real()
 
-    monkeypatch.setattr(atomics, "_calls", None)
+    monkeypatch.setattr(atomics.LIBRARY, "_value", None)
     monkeypatch.setattr(atomics, "_open_library", counting)
     words = np.zeros(1, dtype=np.uint64)
     atomics.store_release_u64(words.ctypes.data, 3)

@@ -83,7 +83,7 @@ def test_libbpf_is_opened_once_for_both_backends(monkeypatch):
         opened.append(1)
         return real()
 
-    monkeypatch.setattr(libbpf, "_lib", None)
+    monkeypatch.setattr(libbpf.LIBRARY, "_value", None)
     monkeypatch.setattr(libbpf, "_open_library", counting)
     from ebpf_nb.core import libbpf_log
 
