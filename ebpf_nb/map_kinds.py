@@ -64,9 +64,13 @@ class MapKind:
     plot: str
     top_rows: RowPicker
     refinable: bool = False
-    events: bool = False
     refusal: str = ""
     refusal_hint: str | None = None
+
+    @property
+    def events(self) -> bool:
+        """True for the buffer maps, whose contents are read as events, not by key."""
+        return bool(self.map_types & BUFFER_MAP_TYPES)
 
 
 MAP_KINDS: tuple[MapKind, ...] = (
@@ -79,17 +83,22 @@ MAP_KINDS: tuple[MapKind, ...] = (
         MapType.SOCKMAP, MapType.CPUMAP, MapType.XSKMAP, MapType.SOCKHASH,
         MapType.CGROUP_STORAGE, MapType.PERCPU_CGROUP_STORAGE, MapType.SK_STORAGE,
         MapType.DEVMAP_HASH, MapType.STRUCT_OPS, MapType.INODE_STORAGE, MapType.TASK_STORAGE,
-        MapType.BLOOM_FILTER, MapType.USER_RINGBUF, MapType.CGRP_STORAGE, MapType.ARENA}),
+        MapType.CGRP_STORAGE, MapType.ARENA}),
             frames.keyed_frame, "counts", largest_rows, refinable=True),
     MapKind("stack_trace", frozenset({MapType.STACK_TRACE}), frames.stack_frame, "counts",
             largest_rows),
     MapKind("prog_array", frozenset({MapType.PROG_ARRAY}), frames.prog_array_frame, "counts",
             largest_rows),
-    MapKind("buffer", frozenset(BUFFER_MAP_TYPES), None, "timeline", largest_rows, events=True,
+    MapKind("buffer", frozenset(BUFFER_MAP_TYPES), None, "timeline", largest_rows,
             refusal="{map!r} is a {type}: its contents are events",
             refusal_hint="read it with {program}.events({map!r}, seconds=...)"),
     MapKind("queue", frozenset({MapType.QUEUE, MapType.STACK}), None, "counts", largest_rows,
             refusal="{map!r} is a {type}: user space can only pop it"),
+    MapKind("unlisted", frozenset({MapType.USER_RINGBUF, MapType.BLOOM_FILTER}), None, "counts",
+            largest_rows,
+            refusal="{map!r} is a {type}: it has no keys, so user space cannot list it",
+            refusal_hint="count what the program sees in a hash or array map and read that "
+                         "with {program}.table(...)"),
     # Declared kinds: no kernel type of their own (see the module docstring).
     MapKind("log2_histogram", frozenset(), frames.log2_histogram_frame, "log2_histogram",
             nonzero_buckets),

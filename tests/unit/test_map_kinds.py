@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from ebpf_nb import map_kinds, plots, widgets
-from ebpf_nb.constants import BUFFER_MAP_TYPES, MapType
+from ebpf_nb.constants import BUFFER_MAP_TYPES, KEYLESS_MAP_TYPES, MapType
 from ebpf_nb.errors import UsageError
 from ebpf_nb.program import MapLayout, Program
 
@@ -78,3 +78,28 @@ def test_top_rows_and_plot_follow_the_row():
     hashed.attrs["map_type"] = "hash"
     assert plots.frame_kind(hashed) == "counts"
     assert widgets.top_rows(hashed, 1)["key"].tolist() == [1]    # the largest
+
+
+class _OneMap(Program):
+    """A program whose one map ``m`` has the given type and no kernel fd behind it."""
+
+    def __init__(self, map_type):
+        super().__init__("p", "")
+        self.map_type = map_type
+
+    def _map_layouts(self):
+        return {"m": MapLayout("m", self.map_type, -1, None, None, 1)}
+
+
+@pytest.mark.parametrize("map_type", sorted(KEYLESS_MAP_TYPES), ids=lambda t: MapType(t).name)
+def test_a_map_without_keys_is_refused_before_the_kernel_is_asked(map_type):
+    # fd -1: reaching the kernel would end in an OSError (EBADF), not in the row's refusal.
+    assert map_kinds.kind_of(map_type).frame is None
+    with pytest.raises(UsageError, match="'m' is a "):
+        _OneMap(map_type).table("m")
+
+
+def test_a_user_ring_buffer_says_what_to_read_instead():
+    with pytest.raises(UsageError, match="no keys, so user space cannot list it") as err:
+        _OneMap(MapType.USER_RINGBUF).table("m")
+    assert "p.table(" in (err.value.hint or "")
