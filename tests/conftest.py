@@ -64,3 +64,21 @@ def hugepages_on():
     previous = pages._set_madvise_hugepage(True)
     yield
     pages._set_madvise_hugepage(previous)
+
+
+@pytest.fixture
+def library_opens(monkeypatch):
+    """``count(module)``: forget ``module.LIBRARY`` (a :class:`ebpf_nb.kernel.sharedlib.
+    LazyLibrary`) and return the list that gets one item each time it opens its library."""
+    def count(module) -> list[int]:
+        opened: list[int] = []
+        real = module._open_library
+
+        def counting():
+            opened.append(1)
+            return real()
+
+        monkeypatch.setattr(module.LIBRARY, "_value", None)
+        monkeypatch.setattr(module, "_open_library", counting)
+        return opened
+    return count

@@ -99,16 +99,8 @@ def test_missing_libatomic_is_one_host_error(monkeypatch):
     assert "libatomic1" in str(info.value)
 
 
-def test_library_opened_once(monkeypatch):
-    opened = []
-    real = atomics._open_library
-
-    def counting():
-        opened.append(1)
-        return real()
-
-    monkeypatch.setattr(atomics.LIBRARY, "_value", None)
-    monkeypatch.setattr(atomics, "_open_library", counting)
+def test_library_opened_once(library_opens):
+    opened = library_opens(atomics)
     words = np.zeros(1, dtype=np.uint64)
     atomics.store_release_u64(words.ctypes.data, 3)
     assert atomics.load_acquire_u64(words.ctypes.data) == 3

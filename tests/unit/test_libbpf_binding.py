@@ -75,16 +75,8 @@ def test_missing_libbpf_is_one_host_error_from_both_backends_and_the_map_reader(
     assert len(set(texts.values())) == 1, texts  # the same error, word for word
 
 
-def test_libbpf_is_opened_once_for_both_backends(monkeypatch):
-    opened = []
-    real = libbpf._open_library
-
-    def counting():
-        opened.append(1)
-        return real()
-
-    monkeypatch.setattr(libbpf.LIBRARY, "_value", None)
-    monkeypatch.setattr(libbpf, "_open_library", counting)
+def test_libbpf_is_opened_once_for_both_backends(library_opens):
+    opened = library_opens(libbpf)
     from ebpf_nb.core import libbpf_log
 
     assert libbpf.lib() is libbpf_log.logged_lib() is libbpf.lib()
