@@ -62,3 +62,32 @@ def test_a_read_under_its_cap_is_not_truncated(prog, map_name, capsys):
     df = prog.events(map_name, trigger=trigger(500, 0))
     assert len(df) == 500 and df.attrs["truncated"] is False
     assert "stopped at" not in capsys.readouterr().err
+
+
+TRACE_SOURCE = r"""
+TRACEPOINT_PROBE(syscalls, sys_enter_getppid) {
+    char comm[16];
+    bpf_get_current_comm(&comm, sizeof(comm));
+    if (comm[0] != 'c' || comm[1] != 'a' || comm[2] != 'p' || comm[3] != 'p')
+        return 0;
+    bpf_trace_printk("capped call\n");
+    return 0;
+}
+"""
+
+
+@pytest.mark.timeout(120)
+def test_a_trace_pipe_read_past_its_cap_stops_at_the_cap(capsys):
+    """The real trace pipe: 20,000 lines offered, ``max_rows=500`` kept, the trigger's 30 s
+    sleep not waited out."""
+    traced = BpfProgram(TRACE_SOURCE, "capped_trace")
+    try:
+        t0 = time.monotonic()
+        df = traced.trace(max_rows=500, trigger=trigger(20_000, 30))
+        elapsed = time.monotonic() - t0
+    finally:
+        traced.detach()
+    assert len(df) == 500 and df["message"].str.contains("capped call").all()
+    assert df.attrs["truncated"] is True
+    assert elapsed < 10, f"the read went on for {elapsed:.1f} s after its cap"
+    assert "max_rows=500" in capsys.readouterr().err
