@@ -39,7 +39,7 @@ from .claims import ReaderClaim
 from .closing import Closing
 from .cpus import online_cpus
 from .maps import delete, map_info_of_type, update
-from .records import BULK_MIN, check_out, equal_run, group_rows, one_record
+from .records import BULK_MIN, check_out, equal_run, gather, group_rows, one_record
 
 PERF_TYPE_SOFTWARE = 1
 PERF_COUNT_SW_BPF_OUTPUT = 10
@@ -186,8 +186,10 @@ class PerfBufferReader(Closing):
         Records that have not reached ``wakeup_events`` wake nobody, so this polls in short
         slices (:data:`WAIT_SLICE_MIN` to :data:`WAIT_SLICE_MAX`) and looks at the rings' heads
         after each: the tail of a burst is seen within a millisecond or so, a trickle within
-        20 ms, and an idle wait costs about 50 wakeups a second."""
+        20 ms, and an idle wait costs about 50 wakeups a second. A little data is read after
+        letting more of its burst arrive (:func:`.records.gather`)."""
         if self.pending():
+            gather(self.pending())
             return True
         deadline = time.monotonic() + max(timeout, 0)
         step = WAIT_SLICE_MIN
@@ -197,6 +199,7 @@ class PerfBufferReader(Closing):
                 return False
             self._epoll.poll(min(step, left))
             if self.pending():
+                gather(self.pending())
                 return True
             step = min(step * 2, WAIT_SLICE_MAX)
 

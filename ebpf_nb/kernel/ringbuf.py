@@ -39,7 +39,15 @@ from .atomics import load_acquire_u32, load_acquire_u64, store_release_u64
 from .claims import ReaderClaim
 from .closing import Closing
 from .maps import map_info_of_type
-from .records import BULK_MAX, BULK_MIN, check_out, equal_run, group_rows, one_record
+from .records import (
+    BULK_MAX,
+    BULK_MIN,
+    check_out,
+    equal_run,
+    gather,
+    group_rows,
+    one_record,
+)
 
 BUSY = 1 << 31
 DISCARD = 1 << 30
@@ -84,10 +92,11 @@ class RingBufferReader(Closing):
         return int(self._producer[0]) - int(self._consumer[0])
 
     def wait(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for data; ``True`` if some is there."""
-        if self.pending():
-            return True
-        self._epoll.poll(max(timeout, 0))
+        """Wait up to ``timeout`` seconds for data; ``True`` if some is there (a little data:
+        after letting more of its burst arrive, see :func:`.records.gather`)."""
+        if not self.pending():
+            self._epoll.poll(max(timeout, 0))
+        gather(self.pending())
         return self.pending() > 0
 
     # --- reading -------------------------------------------------------------------------

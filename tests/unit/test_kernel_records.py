@@ -232,3 +232,16 @@ def test_event_reads_end_their_drain_when_quiet():
 
     busy = bounded_read(busy_poll, trigger=lambda: None, drain_quiet=0.02)
     assert busy.stopped_by == "trigger" and len(calls) >= 6  # read on while records came
+
+
+@pytest.mark.parametrize(("pending", "sleeps"), [(0, False), (1, True), (64, True),
+                                                 ((64 << 10) - 1, True), (64 << 10, False),
+                                                 (1 << 24, False)])
+def test_a_reader_waits_for_the_rest_of_a_burst_only_when_a_little_is_there(
+        monkeypatch, pending, sleeps):
+    from ebpf_nb.kernel import records
+    slept: list[float] = []
+    monkeypatch.setattr(records.time, "sleep", slept.append)
+    records.gather(pending)
+    assert slept == ([records.GATHER_SECONDS] if sleeps else [])
+    assert records.GATHER_SECONDS <= 0.001  # a trickle stays within a refresh
